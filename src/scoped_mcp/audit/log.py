@@ -1,0 +1,98 @@
+"""The audit log: one JSON object per line, appended to a 0600 file, flushed per record.
+
+A record is built by a pipeline of small processors (each ``(record) -> record``): identity, then
+timestamp, then redaction, then rendering. The pipeline is configured per ``AuditLog`` instance;
+there is no global state. Field reference: docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.redaction import Redactor
+
+Record = dict[str, Any]
+Processor = Callable[[Record], Record]
+
+
+def add_identity(agent_ctx: AgentContext) -> Processor:
+    """Stamp every record with the agent it belongs to."""
+
+    def process(record: Record) -> Record:
+        return {"agent_id": agent_ctx.agent_id, "agent_type": agent_ctx.agent_type, **record}
+
+    return process
+
+
+def add_timestamp(record: Record) -> Record:
+    """Prepend an RFC 3339 UTC timestamp with microseconds."""
+    stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return {"timestamp": stamp, **record}
+
+
+def redact_with(redactor: Redactor) -> Processor:
+    """Scrub released secrets from every string in the record."""
+
+    def process(record: Record) -> Record:
+        scrubbed: Record = redactor.scrub_value(record)
+        return scrubbed
+
+    return process
+
+
+def default_path(agent_ctx: AgentContext, environ: dict[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/scoped-mcp/audit/{agent_id}.jsonl`` (``~/.local/state`` by default)."""
+    env = os.environ if environ is None else environ
+    state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "scoped-mcp" / "audit" / f"{agent_ctx.agent_id}.jsonl"
+
+
+class AuditLog:
+    """Appends audit records to one file. Thread- and task-safe; each record is one write()."""
+
+    def __init__(self, path: Path, processors: Sequence[Processor]) -> None:
+        self.path = path
+        self._processors = tuple(processors)
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        self._fd = os.open(path, flags, 0o600)
+        os.fchmod(self._fd, 0o600)
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r})"
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Write one record for ``event``; ``None`` fields are left out."""
+        record: Record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
+        for process in self._processors:
+            record = process(record)
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
+        data = line.encode("utf-8")
+        with self._lock:
+            os.write(self._fd, data)
+
+    def close(self) -> None:
+        """Close the file; later records are an error."""
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def open_audit_log(path: Path, agent_ctx: AgentContext, redactor: Redactor) -> AuditLog:
+    """The standard pipeline: identity -> timestamp -> redaction -> JSON line."""
+    return AuditLog(path, [add_identity(agent_ctx), add_timestamp, redact_with(redactor)])
+
+
+def monotonic_ms(started: float) -> float:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` value), rounded to 0.001."""
+    return round((time.perf_counter() - started) * 1000, 3)

@@ -1,0 +1,56 @@
+"""The operational log: structured JSON lines on stderr. stdout belongs to the MCP protocol."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from scoped_mcp.redaction import Redactor
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Renders a log record as one JSON object, with secrets scrubbed and no traceback text."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # Exception text can carry backend responses; keep the type, never the message.
+            out["exc_type"] = record.exc_info[0].__name__
+        line = json.dumps(out, ensure_ascii=False, default=str)
+        return self._redactor.scrub(line)
+
+
+def configure(redactor: Redactor, *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """Route every logger (ours and the libraries') to JSON on stderr."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(redactor))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("scoped_mcp").setLevel(level)
+    for noisy in ("fastmcp", "mcp"):
+        lib = logging.getLogger(noisy)
+        lib.handlers.clear()
+        lib.propagate = True
+        lib.setLevel(logging.WARNING)

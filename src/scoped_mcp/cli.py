@@ -1,0 +1,162 @@
+"""Command line: ``scoped-mcp [serve] --manifest M`` and the operator commands.
+
+Nothing here writes to stdout while serving: stdout carries MCP messages and nothing else.
+Exit codes: 0 success, 1 unexpected failure, 2 configuration error (manifest, identity, credentials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from scoped_mcp import __version__
+from scoped_mcp.errors import ScopedMCPError
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+# FastMCP reads these when it is first imported. We own stdout and stderr: no banner, no update
+# check, no rich console output, no .env file from whatever directory the agent host chose, and
+# no error details to the client.
+_FASTMCP_ENV = {
+    "FASTMCP_SHOW_SERVER_BANNER": "false",
+    "FASTMCP_CHECK_FOR_UPDATES": "off",
+    "FASTMCP_ENABLE_RICH_LOGGING": "false",
+    "FASTMCP_ENABLE_RICH_TRACEBACKS": "false",
+    "FASTMCP_LOG_ENABLED": "false",
+    "FASTMCP_ENV_FILE": os.devnull,
+    "FASTMCP_MASK_ERROR_DETAILS": "true",
+    "FASTMCP_DEPRECATION_WARNINGS": "false",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scoped-mcp",
+        description="Per-agent scoped MCP tool server. Serves the agent named by AGENT_ID and "
+        "AGENT_TYPE over stdio, with the tools its manifest allows.",
+    )
+    parser.add_argument("--version", action="version", version=f"scoped-mcp {__version__}")
+    parser.add_argument("--manifest", help="manifest file (serve is the default command)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the stdio MCP server (default)")
+    serve.add_argument("--manifest", dest="serve_manifest", required=True)
+    tools = commands.add_parser("tools", help="list the tools an agent with this manifest gets")
+    tools.add_argument("--manifest", dest="tools_manifest", required=True)
+    tools.add_argument("--json", action="store_true", help="machine-readable output")
+    manifest = commands.add_parser("manifest", help="manifest commands")
+    manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True)
+    validate = manifest_commands.add_parser("validate", help="check one or more manifests")
+    validate.add_argument("paths", nargs="+", metavar="MANIFEST")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scoped-mcp`` command."""
+    for key, value in _FASTMCP_ENV.items():
+        os.environ[key] = value
+    args = _parser().parse_args(argv)
+    try:
+        if args.command in (None, "serve"):
+            path = getattr(args, "serve_manifest", None) or args.manifest
+            if not path:
+                _parser().error("--manifest is required")
+            return _serve(path)
+        if args.command == "tools":
+            return _tools(args.tools_manifest, as_json=args.json)
+        if args.command == "manifest":
+            return _validate(args.paths)
+    except ScopedMCPError as exc:
+        print(f"scoped-mcp: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_CONFIG
+    return EXIT_FAILURE
+
+
+def _serve(path: str) -> int:
+    import anyio
+
+    from scoped_mcp import server
+    from scoped_mcp.audit import ops
+    from scoped_mcp.hardening import harden_process, stdout_to_stderr
+    from scoped_mcp.identity import AgentContext
+    from scoped_mcp.manifest import load
+    from scoped_mcp.redaction import Redactor
+
+    not_applied = harden_process()
+    redactor = Redactor()
+    ops.configure(redactor)
+    log = ops.logging.getLogger("scoped_mcp.cli")
+    if not_applied:
+        log.warning("hardening not applied", extra={"measures": not_applied})
+
+    async def run() -> None:
+        with stdout_to_stderr():
+            agent_ctx = AgentContext.from_env(os.environ)
+            manifest = load(path)
+            _check_agent_type(manifest.agent_type, agent_ctx.agent_type, path)
+            runtime = server.build(manifest, agent_ctx, os.environ, redactor=redactor)
+            await server.start_modules(runtime)
+        runtime.audit.record(
+            "server_start", manifest=str(manifest.source_path), tools=runtime.tool_names
+        )
+        log.info("serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)})
+        try:
+            await server.serve_stdio(runtime)
+        finally:
+            await server.stop_modules(runtime)
+            runtime.audit.record("server_stop")
+            runtime.audit.close()
+
+    anyio.run(run)
+    return EXIT_OK
+
+
+def _check_agent_type(manifest_type: str, env_type: str, path: str) -> None:
+    from scoped_mcp.errors import ManifestError
+
+    if manifest_type != env_type:
+        raise ManifestError(
+            f"{path}: agent_type is {manifest_type!r} but AGENT_TYPE is {env_type!r}",
+            fix="start this agent with the manifest written for its type, or correct AGENT_TYPE",
+        )
+
+
+def _tools(path: str, *, as_json: bool) -> int:
+    from scoped_mcp import registry
+    from scoped_mcp.manifest import load
+
+    planned = registry.plan(load(path))
+    rows = [
+        {"name": t.name, "module": m.key, "mode": t.spec.mode, "description": t.description}
+        for m in planned
+        for t in m.tools
+    ]
+    if as_json:
+        print(json.dumps({"tools": rows}, indent=2))
+    else:
+        width = max((len(r["name"]) for r in rows), default=4)
+        for row in rows:
+            print(f"{row['name']:<{width}}  {row['mode']:<5}  {row['description']}")
+    return EXIT_OK
+
+
+def _validate(paths: Sequence[str]) -> int:
+    from scoped_mcp import registry
+    from scoped_mcp.manifest import load
+
+    failed = 0
+    for path in paths:
+        try:
+            registry.plan(load(path))
+        except ScopedMCPError as exc:
+            failed += 1
+            print(f"{path}: invalid\n  {exc.diagnostics()}", file=sys.stderr)
+        else:
+            print(f"{path}: ok")
+    return EXIT_CONFIG if failed else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The manifest: which modules an agent type gets, in which mode, with which configuration.
+
+``load()`` turns a YAML file into a validated ``Manifest`` or raises ``ManifestError`` naming the
+file, the line, the field path (``modules.sqlite.mode``) and what would have been allowed. Relative
+paths in module configuration resolve against the manifest's own directory, so a manifest means the
+same thing whatever directory the agent host starts us in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from scoped_mcp.errors import ManifestError
+
+Mode = Literal["read", "write"]
+MODULE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+MAX_MANIFEST_BYTES = 1024 * 1024
+
+
+def _resolve_path(value: Any, info: ValidationInfo) -> Any:
+    if not isinstance(value, str | os.PathLike):
+        return value
+    path = Path(os.path.expanduser(os.fspath(value)))
+    base = (info.context or {}).get("base_dir")
+    if not path.is_absolute() and base is not None:
+        path = Path(base) / path
+    return path
+
+
+ManifestPath = Annotated[Path, BeforeValidator(_resolve_path)]
+"""A path in a manifest: ``~`` expands, relative paths are relative to the manifest file."""
+
+
+class StrictModel(BaseModel):
+    """Base of every manifest model: unknown keys are errors, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModuleSpec(StrictModel):
+    """One entry under ``modules:``. ``config`` is validated later by the module's own model."""
+
+    type: str | None = Field(
+        default=None,
+        description="Where a custom module lives, as 'package.module:ClassName'.",
+    )
+    mode: Mode | None = Field(
+        default=None,
+        description="read (read tools only) or write (read and write tools). Omit for "
+        "write-only notification modules. A module with read tools defaults to read.",
+    )
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _dotted(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[\w.]+:[A-Za-z_]\w*", value):
+            raise ValueError("must look like 'package.module:ClassName'")
+        return value
+
+
+class CredentialsSpec(StrictModel):
+    """Where the broker finds credentials. The default source serves every key."""
+
+    source: Literal["env"] = "env"
+
+
+class AuditSpec(StrictModel):
+    """Where the audit log goes. Default: the user's state directory, one file per agent."""
+
+    path: ManifestPath | None = None
+
+
+class Manifest(StrictModel):
+    """A whole manifest file."""
+
+    agent_type: str = Field(min_length=1)
+    description: str = ""
+    modules: dict[str, ModuleSpec] = Field(default_factory=dict)
+    credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("modules")
+    @classmethod
+    def _module_keys(cls, value: dict[str, ModuleSpec]) -> dict[str, ModuleSpec]:
+        for key in value:
+            if not MODULE_KEY.fullmatch(key):
+                raise ValueError(
+                    f"module name {key!r} must be lower-case letters, digits and _ "
+                    "(starting with a letter, at most 32 characters)"
+                )
+        return value
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in this manifest are resolved against."""
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+
+def load(path: str | os.PathLike[str]) -> Manifest:
+    """Read, parse and validate a manifest file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as exc:
+        raise ManifestError(
+            f"{path}: cannot read manifest: {exc.strerror or exc}",
+            fix="pass --manifest with the path of a readable YAML file",
+        ) from exc
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: manifest is larger than {MAX_MANIFEST_BYTES} bytes")
+    return parse(raw.decode("utf-8", errors="replace"), source=path)
+
+
+def parse(text: str, *, source: Path) -> Manifest:
+    """Validate manifest ``text`` read from ``source`` (used in messages and for relative paths)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else str(source)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ManifestError(f"{where}: {problem}", fix="fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(
+            f"{source}: a manifest is a YAML mapping with at least 'agent_type' and 'modules'"
+        )
+    context = {"base_dir": source.resolve().parent}
+    try:
+        manifest = Manifest.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise ManifestError(describe_errors(exc, source=source, node=node)) from None
+    return manifest.model_copy(update={"source_path": source.resolve()})
+
+
+def describe_errors(
+    exc: ValidationError,
+    *,
+    source: Path,
+    node: yaml.Node | None,
+    prefix: tuple[str | int, ...] = (),
+) -> str:
+    """One line per pydantic error: ``file:line: field.path: what is wrong``."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        loc = prefix + tuple(error["loc"])
+        field = ".".join(str(part) for part in loc) or "(top level)"
+        line = line_of(node, loc)
+        where = f"{source}:{line}" if line else str(source)
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see docs/manifest.md)"
+        lines.append(f"{where}: {field}: {message}")
+    return "invalid manifest\n  " + "\n  ".join(lines)
+
+
+def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+    """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == str(part)), None)
+            if child is None:
+                key = next((k for k, _ in node.value if k.value == str(part)), None)
+                child = key
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+        line = node.start_mark.line + 1
+    return line

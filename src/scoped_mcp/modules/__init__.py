@@ -1,0 +1,9 @@
+"""Built-in tool modules, one file each. ``_base`` holds the module-authoring API."""
+
+from __future__ import annotations
+
+BUILTIN: dict[str, str] = {
+    "filesystem": "scoped_mcp.modules.filesystem:FilesystemModule",
+    "sqlite": "scoped_mcp.modules.sqlite:SqliteModule",
+}
+"""Built-in module name -> 'module:Class'. Imported only when a manifest names them."""

@@ -1,0 +1,94 @@
+"""The module-authoring API: ``ToolModule`` and the ``@tool`` decorator.
+
+A module is a class. Its ``@tool(mode=...)`` methods become MCP tools named ``{module}_{tool}``;
+their docstrings become descriptions and their type hints the input schema. The framework wraps
+every tool in the call pipeline (scope, audit, redaction, error boundary), so a module only holds
+the backend logic. See docs/module-authoring.md.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.scoping import ScopeStrategy
+
+ToolMode = Literal["read", "write"]
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "__scoped_mcp_tool__"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """What ``@tool`` recorded about a method."""
+
+    mode: ToolMode
+    name: str
+    method: str
+
+
+def tool(*, mode: ToolMode, name: str | None = None) -> Callable[[F], F]:
+    """Mark a module method as a tool available in ``mode`` ("read" or "write").
+
+    Read tools are registered in both read and write mode; write tools only in write mode.
+    """
+    if mode not in ("read", "write"):
+        raise ValueError(f"@tool mode must be 'read' or 'write', not {mode!r}")
+
+    def mark(func: F) -> F:
+        setattr(func, _MARK, ToolSpec(mode=mode, name=name or func.__name__, method=func.__name__))
+        return func
+
+    return mark
+
+
+class ToolModule:
+    """Base class of every tool module.
+
+    Class attributes a module sets:
+      name                   the module's name (the manifest key for built-ins)
+      scoping                its ScopeStrategy; ``Scoped`` parameters pass through it
+      required_credentials   keys the module cannot run without (checked at start-up)
+      optional_credentials   keys it uses when present
+      config_model           a pydantic model validating the manifest's ``config:`` block
+      tool_prefix            overrides the ``{module}`` part of tool names (default: manifest key)
+    """
+
+    name: ClassVar[str] = ""
+    scoping: ClassVar[ScopeStrategy | None] = None
+    required_credentials: ClassVar[Sequence[str]] = ()
+    optional_credentials: ClassVar[Sequence[str]] = ()
+    config_model: ClassVar[type[BaseModel] | None] = None
+    tool_prefix: ClassVar[str | None] = None
+
+    def __init__(self, agent_ctx: AgentContext, credentials: Mapping[str, str], config: Any) -> None:
+        self.agent_ctx = agent_ctx
+        self.credentials = credentials
+        self.config = config
+
+    async def startup(self) -> None:
+        """Called once before the server answers; open clients or create directories here."""
+
+    async def shutdown(self) -> None:
+        """Called once when the server stops; close what ``startup`` opened."""
+
+    @classmethod
+    def tool_specs(cls) -> list[ToolSpec]:
+        """Every ``@tool`` method of the class, in definition order."""
+        specs = []
+        for _, member in inspect.getmembers(cls, inspect.isfunction):
+            spec = getattr(member, _MARK, None)
+            if isinstance(spec, ToolSpec):
+                specs.append((member.__code__.co_firstlineno, spec))
+        return [spec for _, spec in sorted(specs, key=lambda item: item[0])]
+
+    @classmethod
+    def is_write_only(cls) -> bool:
+        """True for modules with no read tools (notification modules): they take no mode."""
+        specs = cls.tool_specs()
+        return bool(specs) and all(spec.mode == "write" for spec in specs)

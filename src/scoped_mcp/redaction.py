@@ -1,0 +1,79 @@
+"""Scrubs secret values from anything that leaves the process.
+
+The broker registers every value it releases; ``scrub`` replaces each one, and its common encodings
+(base64, URL-encoding, hex), with ``[REDACTED]`` in tool results, error texts and log records.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+REDACTED = "[REDACTED]"
+MIN_SECRET_CHARS = 4
+
+
+def encodings(secret: str) -> set[str]:
+    """The forms in which ``secret`` could plausibly appear in text."""
+    raw = secret.encode("utf-8")
+    b64 = base64.b64encode(raw).decode("ascii")
+    url64 = base64.urlsafe_b64encode(raw).decode("ascii")
+    forms = {
+        secret,
+        b64,
+        b64.rstrip("="),
+        url64,
+        url64.rstrip("="),
+        quote(secret, safe=""),
+        quote_plus(secret, safe=""),
+        raw.hex(),
+        raw.hex().upper(),
+    }
+    return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+class Redactor:
+    """Holds the set of released secrets and removes them from text and structured values."""
+
+    def __init__(self) -> None:
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Redactor(<{len(self._forms)} forms>)"
+
+    def add(self, secret: str) -> None:
+        """Register a released secret; it is scrubbed from everything from now on."""
+        if len(secret) < MIN_SECRET_CHARS:
+            # Too short to scrub without destroying ordinary text; refused at the broker instead.
+            return
+        new = encodings(secret) - self._forms
+        if not new:
+            return
+        with self._lock:
+            self._forms |= new
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every registered secret form replaced."""
+        pattern = self._pattern
+        if pattern is None:
+            return text
+        return pattern.sub(REDACTED, text)
+
+    def scrub_value(self, value: Any) -> Any:
+        """A copy of a JSON-like value (str, list, dict, ...) with secrets scrubbed from strings."""
+        if self._pattern is None:
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {self.scrub_value(k): self.scrub_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.scrub_value(v) for v in value)
+        return value

@@ -1,0 +1,148 @@
+"""Finds the modules a manifest names and registers only the tools its modes allow.
+
+Lookup order for ``modules: {key: {...}}``: an explicit ``type: package.module:Class``, then the
+built-in modules, then the ``scoped_mcp.modules`` entry-point group. Only the modules a manifest
+names are ever imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from scoped_mcp.errors import ManifestError, ModuleLoadError
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.manifest import Manifest, ModuleSpec, describe_errors
+from scoped_mcp.modules import BUILTIN
+from scoped_mcp.modules._base import ToolMode, ToolModule, ToolSpec
+
+ENTRY_POINT_GROUP = "scoped_mcp.modules"
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedTool:
+    """One tool an agent will get: its MCP name, its module, and the method behind it."""
+
+    name: str
+    module_key: str
+    spec: ToolSpec
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedModule:
+    """A module class with its validated configuration and the tools its mode allows."""
+
+    key: str
+    cls: type[ToolModule]
+    mode: ToolMode
+    config: Any
+    tools: tuple[PlannedTool, ...]
+
+
+def _import_class(target: str, key: str) -> type[ToolModule]:
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModuleLoadError(
+            f"modules.{key}: cannot import {module_name!r}: {exc}",
+            fix=f"install the package that provides {module_name!r}, or correct 'type'",
+        ) from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, ToolModule)):
+        raise ModuleLoadError(f"modules.{key}: {target!r} is not a ToolModule subclass")
+    return cls
+
+
+def resolve_class(key: str, spec: ModuleSpec) -> type[ToolModule]:
+    """The ``ToolModule`` class a manifest entry names, importing only that one."""
+    if spec.type:
+        return _import_class(spec.type, key)
+    if key in BUILTIN:
+        return _import_class(BUILTIN[key], key)
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=key):
+        return _import_class(entry.value, key)
+    raise ManifestError(
+        f"modules.{key}: unknown module {key!r}",
+        fix=f"use one of the built-in modules ({', '.join(sorted(BUILTIN))}), install a package "
+        f"that provides it in the {ENTRY_POINT_GROUP!r} entry-point group, or give "
+        "'type: package.module:ClassName'",
+    )
+
+
+def _mode(key: str, spec: ModuleSpec, cls: type[ToolModule]) -> ToolMode:
+    if cls.is_write_only():
+        if spec.mode == "read":
+            raise ManifestError(
+                f"modules.{key}.mode: {key!r} has only write tools, so 'read' would register none",
+                fix="remove the mode field; notification modules are write-only",
+            )
+        return "write"
+    return spec.mode or "read"
+
+
+def _config(manifest: Manifest, key: str, spec: ModuleSpec, cls: type[ToolModule]) -> Any:
+    if cls.config_model is None:
+        return dict(spec.config)
+    try:
+        return cls.config_model.model_validate(
+            spec.config, context={"base_dir": manifest.base_dir}
+        )
+    except ValidationError as exc:
+        where = manifest.source_path or manifest.base_dir
+        raise ManifestError(
+            describe_errors(exc, source=where, node=None, prefix=("modules", key, "config"))
+        ) from None
+
+
+def plan(manifest: Manifest) -> list[PlannedModule]:
+    """Resolve and validate every module of ``manifest`` and list the tools it would register."""
+    planned: list[PlannedModule] = []
+    seen: dict[str, str] = {}
+    for key, spec in manifest.modules.items():
+        cls = resolve_class(key, spec)
+        mode = _mode(key, spec, cls)
+        prefix = cls.tool_prefix or key
+        tools = []
+        for tool_spec in cls.tool_specs():
+            if tool_spec.mode == "write" and mode == "read":
+                continue
+            name = f"{prefix}_{tool_spec.name}"
+            if name in seen:
+                raise ManifestError(
+                    f"modules.{key}: tool {name!r} is also registered by module {seen[name]!r}",
+                    fix="give one of the modules another key",
+                )
+            seen[name] = key
+            doc = getattr(cls, tool_spec.method).__doc__ or ""
+            tools.append(PlannedTool(name, key, tool_spec, " ".join(doc.split("\n\n")[0].split())))
+        planned.append(
+            PlannedModule(key, cls, mode, _config(manifest, key, spec, cls), tuple(tools))
+        )
+    return planned
+
+
+def instantiate(
+    planned: list[PlannedModule],
+    agent_ctx: AgentContext,
+    credentials_for: Callable[[str, type[ToolModule]], Mapping[str, str]],
+) -> list[tuple[PlannedModule, ToolModule]]:
+    """Create each module instance with its own credential view."""
+    instances = []
+    for item in planned:
+        try:
+            module = item.cls(agent_ctx, credentials_for(item.key, item.cls), item.config)
+        except (ManifestError, ModuleLoadError):
+            raise
+        except Exception as exc:
+            raise ModuleLoadError(
+                f"modules.{item.key}: module failed to initialise ({type(exc).__name__})"
+            ) from exc
+        instances.append((item, module))
+    return instances

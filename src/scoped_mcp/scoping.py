@@ -1,0 +1,167 @@
+"""Scope strategies: how a resource an agent names becomes one that belongs to that agent.
+
+A strategy is one method, ``apply(value, agent_ctx) -> str``, that either returns the scoped form of
+``value`` or raises ``ScopeViolation``. Strategies fail closed: ``AllOf()`` with nothing in it is an
+error, and the only permissive strategy is named ``UnsafeNoScope`` and logs every time it is used.
+
+Tool parameters annotated ``Annotated[str, Scoped]`` (or the alias ``ScopedStr``) are passed through
+the module's strategy by the framework before the tool body runs, so a module cannot forget to scope
+them. Modules written against the original API may still call ``self.scoping.apply()`` themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Final
+
+from scoped_mcp.errors import ScopeViolation
+from scoped_mcp.identity import AgentContext
+
+_log = logging.getLogger(__name__)
+
+MAX_PATH_CHARS: Final = 4096
+MAX_NAME_BYTES: Final = 255
+MAX_KEY_CHARS: Final = 512
+
+
+class _ScopedMarker:
+    """Annotation marker: this parameter names a resource and must pass the scope strategy."""
+
+    def __repr__(self) -> str:
+        return "Scoped"
+
+
+Scoped: Final = _ScopedMarker()
+ScopedStr = Annotated[str, Scoped]
+
+
+class ScopeStrategy(ABC):
+    """Maps a resource named by the agent to the agent's own resource, or refuses."""
+
+    @abstractmethod
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        """Return the scoped form of ``value``; raise ``ScopeViolation`` if it cannot be scoped."""
+
+
+def _reject_control(value: str, what: str) -> None:
+    if "\x00" in value:
+        raise ScopeViolation(f"{what} contains a NUL byte")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ScopeViolation(f"{what} contains a control character")
+
+
+def relative_parts(path: str) -> tuple[str, ...]:
+    """Split an agent-supplied relative path into safe components, or raise ``ScopeViolation``.
+
+    ``.`` and empty components are dropped; ``..`` is resolved lexically and refused if it would
+    climb above the starting directory. Absolute paths and backslashes are refused outright.
+    """
+    if not isinstance(path, str):
+        raise ScopeViolation("path must be a string")
+    if len(path) > MAX_PATH_CHARS:
+        raise ScopeViolation(f"path is longer than {MAX_PATH_CHARS} characters")
+    _reject_control(path, "path")
+    if path.startswith("/") or path.startswith("~"):
+        raise ScopeViolation("absolute paths are not allowed; use a path relative to your directory")
+    if "\\" in path:
+        raise ScopeViolation("backslashes are not allowed in paths; use '/'")
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise ScopeViolation("path leaves your directory ('..' climbs above it)")
+            parts.pop()
+            continue
+        if len(part.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
+            raise ScopeViolation(f"a path component is longer than {MAX_NAME_BYTES} bytes")
+        parts.append(part)
+    return tuple(parts)
+
+
+class PrefixScope(ScopeStrategy):
+    """Confines relative paths and keys under ``prefix`` (default ``agents/{agent_id}/``).
+
+    ``apply("notes/a.md")`` for agent ``r1`` gives ``agents/r1/notes/a.md``. The result is purely
+    lexical: code that opens it must still refuse symlinks (the filesystem module opens every
+    component with no-follow semantics).
+    """
+
+    def __init__(self, prefix: str = "agents/{agent_id}/") -> None:
+        if "{agent_id}" not in prefix:
+            raise ValueError("PrefixScope prefix must contain {agent_id}")
+        self.prefix = prefix
+
+    def root_parts(self, agent_ctx: AgentContext) -> tuple[str, ...]:
+        """The agent's own root, as path components."""
+        return tuple(p for p in agent_ctx.expand(self.prefix).split("/") if p)
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        return "/".join(self.root_parts(agent_ctx) + relative_parts(value))
+
+
+class NamespaceScope(ScopeStrategy):
+    """Prefixes keys with the agent's namespace: ``key`` becomes ``{agent_id}{separator}key``."""
+
+    def __init__(self, template: str = "{agent_id}", separator: str = ":") -> None:
+        self.template = template
+        self.separator = separator
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        if not isinstance(value, str) or not value:
+            raise ScopeViolation("key must be a non-empty string")
+        if len(value) > MAX_KEY_CHARS:
+            raise ScopeViolation(f"key is longer than {MAX_KEY_CHARS} characters")
+        _reject_control(value, "key")
+        return f"{agent_ctx.expand(self.template)}{self.separator}{value}"
+
+
+class PerAgentFile(ScopeStrategy):
+    """Gives each agent its own file in a directory: ``{directory}/agent_{agent_id}.db``."""
+
+    def __init__(self, template: str = "agent_{agent_id}.db") -> None:
+        if "{agent_id}" not in template or "/" in template:
+            raise ValueError("PerAgentFile template must be a file name containing {agent_id}")
+        self.template = template
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        return str(Path(value) / agent_ctx.expand(self.template))
+
+
+class Allowlist(ScopeStrategy):
+    """Accepts only values from a fixed set given by the operator (rooms, recipients, buckets)."""
+
+    def __init__(self, allowed: Iterable[str], *, what: str = "value") -> None:
+        self.allowed = frozenset(allowed)
+        self.what = what
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        if value not in self.allowed:
+            raise ScopeViolation(f"{self.what} is not in this agent's allowlist")
+        return value
+
+
+class AllOf(ScopeStrategy):
+    """Applies strategies in order, each to the previous one's result. Empty is an error."""
+
+    def __init__(self, *strategies: ScopeStrategy) -> None:
+        if not strategies:
+            raise ValueError("AllOf() needs at least one strategy: an empty policy allows nothing")
+        self.strategies = strategies
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        for strategy in self.strategies:
+            value = strategy.apply(value, agent_ctx)
+        return value
+
+
+class UnsafeNoScope(ScopeStrategy):
+    """Passes every value through unchanged. Logs a warning on every use; for trusted tools only."""
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        _log.warning("unscoped value passed through UnsafeNoScope for agent %s", agent_ctx.agent_id)
+        return value

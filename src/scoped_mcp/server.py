@@ -1,0 +1,137 @@
+"""The composition root: builds the FastMCP server for one agent from its manifest.
+
+It wires the identity, audit log, redactor, credential views, modules and call pipeline together and
+does nothing else. ``serve`` runs it over stdio until stdin closes or a signal arrives, then shuts
+the modules down.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import anyio
+from fastmcp import FastMCP
+from fastmcp.tools import Tool
+from mcp.types import ToolAnnotations
+
+from scoped_mcp import __version__, registry
+from scoped_mcp.audit.boundary import AuditBoundary
+from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
+from scoped_mcp.credentials.preflight import check_required
+from scoped_mcp.credentials.view import ModuleCredentials, env_resolver
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.invocation import wrap_tool
+from scoped_mcp.manifest import Manifest
+from scoped_mcp.modules._base import ToolModule
+from scoped_mcp.redaction import Redactor
+
+_log = logging.getLogger(__name__)
+SHUTDOWN_SECONDS = 5.0
+
+
+@dataclass
+class Runtime:
+    """Everything one agent's server consists of."""
+
+    mcp: FastMCP
+    audit: AuditLog
+    redactor: Redactor
+    modules: list[tuple[str, ToolModule]] = field(default_factory=list)
+    tool_names: list[str] = field(default_factory=list)
+
+
+def build(
+    manifest: Manifest,
+    agent_ctx: AgentContext,
+    environ: Mapping[str, str],
+    *,
+    redactor: Redactor | None = None,
+) -> Runtime:
+    """Validate and assemble the server. Raises ``ConfigError`` for anything the operator must fix."""
+    redactor = redactor or Redactor()
+    planned = registry.plan(manifest)
+    check_required(planned, environ)
+    resolve = env_resolver(environ, redactor.add)
+
+    def credentials_for(key: str, cls: type[ToolModule]) -> ModuleCredentials:
+        required = frozenset(cls.required_credentials)
+        optional = frozenset(cls.optional_credentials)
+        return ModuleCredentials(key, required | optional, optional, resolve)
+
+    instances = registry.instantiate(planned, agent_ctx, credentials_for)
+    audit = open_audit_log(
+        manifest.audit.path or default_path(agent_ctx, dict(environ)), agent_ctx, redactor
+    )
+    tools: list[Tool] = []
+    for item, module in instances:
+        for planned_tool in item.tools:
+            function = wrap_tool(
+                module,
+                planned_tool.spec,
+                module_key=item.key,
+                tool_name=planned_tool.name,
+                audit=audit,
+                redactor=redactor,
+            )
+            read_only = planned_tool.spec.mode == "read"
+            tools.append(
+                Tool.from_function(
+                    function,
+                    name=planned_tool.name,
+                    annotations=ToolAnnotations(read_only_hint=read_only, open_world_hint=False),
+                )
+            )
+    mcp = FastMCP(
+        name="scoped-mcp",
+        version=__version__,
+        instructions=f"Tools for agent {agent_ctx.agent_id} ({agent_ctx.agent_type}). "
+        "Every resource is confined to this agent; every call is audited.",
+        tools=tools,
+        middleware=[AuditBoundary(audit)],
+        mask_error_details=True,
+        on_duplicate="error",
+    )
+    return Runtime(
+        mcp=mcp,
+        audit=audit,
+        redactor=redactor,
+        modules=[(item.key, module) for item, module in instances],
+        tool_names=[tool.name for tool in tools],
+    )
+
+
+async def start_modules(runtime: Runtime) -> None:
+    """Run every module's ``startup``; a failure stops the server before it answers anything."""
+    for _, module in runtime.modules:
+        await module.startup()
+
+
+async def stop_modules(runtime: Runtime) -> None:
+    """Run every module's ``shutdown``, each bounded, none able to stop the others."""
+    for key, module in reversed(runtime.modules):
+        with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
+            try:
+                await module.shutdown()
+            except Exception as exc:
+                _log.warning(
+                    "module shutdown failed", extra={"module": key, "exc_type": type(exc).__name__}
+                )
+
+
+async def serve_stdio(runtime: Runtime) -> None:
+    """Serve MCP on stdio until stdin closes, SIGTERM or SIGINT."""
+    async with anyio.create_task_group() as group:
+
+        async def watch_signals() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for signum in signals:
+                    _log.info("stopping on signal", extra={"signal": signum.name})
+                    group.cancel_scope.cancel()
+                    return
+
+        group.start_soon(watch_signals)
+        await runtime.mcp.run_stdio_async(show_banner=False)
+        group.cancel_scope.cancel()
