@@ -1,0 +1,63 @@
+"""Shared fixtures: a real scoped-mcp server over stdio, driven by a real MCP client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import ServerHandle, running_server
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def write_manifest(tmp_path: Path) -> Callable[..., Path]:
+    """Write a manifest (a dict) to tmp_path and return its path."""
+
+    def write(data: dict[str, Any], name: str = "manifest.yml") -> Path:
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def serve(
+    tmp_path: Path,
+) -> Callable[..., AbstractAsyncContextManager[ServerHandle]]:
+    """Start ``scoped-mcp --manifest M`` as a child process and connect an MCP client to it.
+
+    Usage: ``async with serve(manifest_path, agent_id="r1") as server: await server.client...``
+    """
+
+    def start(
+        manifest: Path,
+        *,
+        agent_id: str = "agent-01",
+        agent_type: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> AbstractAsyncContextManager[ServerHandle]:
+        if agent_type is None:
+            agent_type = yaml.safe_load(manifest.read_text())["agent_type"]
+        return running_server(
+            manifest,
+            agent_id=agent_id,
+            agent_type=agent_type,
+            extra_env=env or {},
+            home=tmp_path / "home",
+        )
+
+    return start
+
+
+__all__ = ["AsyncIterator", "os"]

@@ -1,0 +1,105 @@
+"""Test support: run the real server as a subprocess and talk MCP to it over stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastmcp import Client
+from fastmcp.client.transports import StdioTransport
+from fastmcp.exceptions import ToolError
+
+SCOPED_MCP = shutil.which("scoped-mcp") or str(Path(sys.executable).with_name("scoped-mcp"))
+
+
+def base_env(home: Path, **extra: str) -> dict[str, str]:
+    """A minimal, explicit environment for a server child: no ambient secrets leak in."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_STATE_HOME": str(home / "state"),
+        "LANG": "C.UTF-8",
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerHandle:
+    """A connected client plus where the server writes its audit log and stderr."""
+
+    client: Client[Any]
+    stderr_path: Path
+    audit_path: Path
+
+    async def call(self, tool: str, arguments: dict[str, Any] | None = None) -> Any:
+        """Call a tool and return its data; raises ToolError for an error result."""
+        result = await self.client.call_tool(tool, arguments or {})
+        return result.data
+
+    async def error(self, tool: str, arguments: dict[str, Any] | None = None) -> str:
+        """Call a tool that must fail; return the error text the agent sees."""
+        try:
+            await self.client.call_tool(tool, arguments or {})
+        except ToolError as exc:
+            return str(exc)
+        raise AssertionError(f"{tool} unexpectedly succeeded with {arguments!r}")
+
+    async def tool_names(self) -> list[str]:
+        return sorted(tool.name for tool in await self.client.list_tools())
+
+    def audit_records(self) -> list[dict[str, Any]]:
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line]
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text() if self.stderr_path.exists() else ""
+
+
+@asynccontextmanager
+async def running_server(
+    manifest: Path,
+    *,
+    agent_id: str,
+    agent_type: str,
+    extra_env: dict[str, str],
+    home: Path,
+) -> AsyncIterator[ServerHandle]:
+    env = base_env(home, AGENT_ID=agent_id, AGENT_TYPE=agent_type, **extra_env)
+    stderr_path = home / f"stderr-{agent_id}.log"
+    audit_path = home / "state" / "scoped-mcp" / "audit" / f"{agent_id}.jsonl"
+    with stderr_path.open("a") as stderr_file:
+        transport = StdioTransport(
+            command=SCOPED_MCP,
+            args=["--manifest", str(manifest)],
+            env=env,
+            cwd=str(home),
+            log_file=stderr_file,
+        )
+        async with Client(transport) as client:
+            yield ServerHandle(client=client, stderr_path=stderr_path, audit_path=audit_path)
+
+
+def run_cli(
+    *args: str, env: dict[str, str], input_text: str = "", timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run the scoped-mcp command as a user would, capturing stdout and stderr separately."""
+    return subprocess.run(
+        [SCOPED_MCP, *args],
+        env=env,
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
