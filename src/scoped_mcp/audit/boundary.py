@@ -11,7 +11,9 @@ import contextvars
 import time
 from typing import Any
 
+from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import Middleware
+from pydantic import ValidationError as PydanticValidationError
 
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
 
@@ -40,23 +42,33 @@ class AuditBoundary(Middleware):
         try:
             return await call_next(context)
         except Exception as exc:
-            if not holder[0]:
-                self._audit.record(
-                    "tool_call",
-                    tool=str(context.message.name)[:200],
-                    outcome="denied",
-                    duration_ms=monotonic_ms(started),
-                    error=_reason(exc),
-                )
-            raise
+            if holder[0]:
+                raise
+            reason = _reason(exc)
+            self._audit.record(
+                "tool_call",
+                tool=str(context.message.name)[:200],
+                outcome="denied",
+                duration_ms=monotonic_ms(started),
+                error=reason,
+            )
+            raise ToolError(reason) from None
         finally:
             _reached.reset(token)
 
 
 def _reason(exc: Exception) -> str:
+    """A short explanation that never echoes argument values (they may be huge or hostile)."""
     name = type(exc).__name__
     if name == "NotFoundError":
         return "unknown tool"
+    cause = exc.__cause__
+    if isinstance(cause, PydanticValidationError):
+        problems = [
+            f"{'.'.join(str(p) for p in error['loc']) or 'arguments'}: {error['msg']}"
+            for error in cause.errors(include_url=False, include_input=False)[:5]
+        ]
+        return "invalid arguments: " + "; ".join(problems)
     if name == "ValidationError":
         return "invalid arguments"
     return f"refused before the tool ran ({name})"

@@ -54,3 +54,6 @@ def configure(redactor: Redactor, *, level: int = logging.INFO, stream: TextIO |
         lib.handlers.clear()
         lib.propagate = True
         lib.setLevel(logging.WARNING)
+    # FastMCP logs every failed tool call at ERROR. Our call pipeline already audits each one and
+    # logs the unexpected ones itself, so these would only be noise that looks like a fault.
+    logging.getLogger("fastmcp.server.server").setLevel(logging.CRITICAL)
