@@ -1,13 +1,15 @@
 """Command line: ``scoped-mcp [serve] --manifest M`` and the operator commands.
 
 Nothing here writes to stdout while serving: stdout carries MCP messages and nothing else.
-Exit codes: 0 success, 1 unexpected failure, 2 configuration error (manifest, identity, credentials).
+Exit codes: 0 success, 1 unexpected failure, 2 configuration error (manifest, identity,
+credentials).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -87,7 +89,7 @@ def _serve(path: str) -> int:
     not_applied = harden_process()
     redactor = Redactor()
     ops.configure(redactor)
-    log = ops.logging.getLogger("scoped_mcp.cli")
+    log = logging.getLogger("scoped_mcp.cli")
     if not_applied:
         log.warning("hardening not applied", extra={"measures": not_applied})
 
@@ -101,7 +103,9 @@ def _serve(path: str) -> int:
         runtime.audit.record(
             "server_start", manifest=str(manifest.source_path), tools=runtime.tool_names
         )
-        log.info("serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)})
+        log.info(
+            "serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)}
+        )
         try:
             await server.serve_stdio(runtime)
         finally:

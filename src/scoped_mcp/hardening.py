@@ -12,6 +12,7 @@ import ctypes.util
 import os
 import resource
 import sys
+from collections.abc import Iterator
 
 _PR_SET_DUMPABLE = 4
 
@@ -35,7 +36,7 @@ def harden_process() -> list[str]:
 
 
 @contextlib.contextmanager
-def stdout_to_stderr() -> contextlib.AbstractContextManager[None]:  # type: ignore[misc]
+def stdout_to_stderr() -> Iterator[None]:
     """While active, anything written to fd 1 (a stray print in a module) goes to stderr."""
     sys.stdout.flush()
     saved = os.dup(1)

@@ -99,7 +99,7 @@ def wrap_tool(
         except CredentialError as exc:
             outcome, error = "error", _short(redactor.scrub(exc.message))
             raise ToolError(error) from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the error boundary: nothing else may escape
             ref = secrets.token_hex(4)
             outcome, error = "error", f"internal error (ref {ref})"
             _log.error(

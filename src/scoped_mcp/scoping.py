@@ -65,7 +65,9 @@ def relative_parts(path: str) -> tuple[str, ...]:
         raise ScopeViolation(f"path is longer than {MAX_PATH_CHARS} characters")
     _reject_control(path, "path")
     if path.startswith("/") or path.startswith("~"):
-        raise ScopeViolation("absolute paths are not allowed; use a path relative to your directory")
+        raise ScopeViolation(
+            "absolute paths are not allowed; use a path relative to your directory"
+        )
     if "\\" in path:
         raise ScopeViolation("backslashes are not allowed in paths; use '/'")
     parts: list[str] = []

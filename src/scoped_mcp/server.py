@@ -50,7 +50,7 @@ def build(
     *,
     redactor: Redactor | None = None,
 ) -> Runtime:
-    """Validate and assemble the server. Raises ``ConfigError`` for anything the operator must fix."""
+    """Validate and assemble the server; ``ConfigError`` for anything the operator must fix."""
     redactor = redactor or Redactor()
     planned = registry.plan(manifest)
     check_required(planned, environ)
@@ -115,7 +115,7 @@ async def stop_modules(runtime: Runtime) -> None:
         with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
             try:
                 await module.shutdown()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - one module must not stop the others
                 _log.warning(
                     "module shutdown failed", extra={"module": key, "exc_type": type(exc).__name__}
                 )

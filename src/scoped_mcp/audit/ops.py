@@ -39,7 +39,9 @@ class JsonFormatter(logging.Formatter):
         return self._redactor.scrub(line)
 
 
-def configure(redactor: Redactor, *, level: int = logging.INFO, stream: TextIO | None = None) -> None:
+def configure(
+    redactor: Redactor, *, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
     """Route every logger (ours and the libraries') to JSON on stderr."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(redactor))

@@ -20,7 +20,9 @@ def check_required(planned: Sequence[PlannedModule], environ: Mapping[str, str])
         if not environ.get(key)
     ]
     if missing:
-        lines = "\n  ".join(f"{key} (module {module}, source env): not set" for module, key in missing)
+        lines = "\n  ".join(
+            f"{key} (module {module}, source env): not set" for module, key in missing
+        )
         names = " ".join(sorted({key for _, key in missing}))
         raise CredentialError(
             f"missing credentials:\n  {lines}",

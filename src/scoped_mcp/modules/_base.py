@@ -66,7 +66,9 @@ class ToolModule:
     config_model: ClassVar[type[BaseModel] | None] = None
     tool_prefix: ClassVar[str | None] = None
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Mapping[str, str], config: Any) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: Mapping[str, str], config: Any
+    ) -> None:
         self.agent_ctx = agent_ctx
         self.credentials = credentials
         self.config = config
