@@ -12,6 +12,8 @@ them. Modules written against the original API may still call ``self.scoping.app
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +27,8 @@ _log = logging.getLogger(__name__)
 MAX_PATH_CHARS: Final = 4096
 MAX_NAME_BYTES: Final = 255
 MAX_KEY_CHARS: Final = 512
+# Characters an agent id may contain (identity.py); a separator made only of these is ambiguous.
+_ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class _ScopedMarker:
@@ -49,8 +53,12 @@ class ScopeStrategy(ABC):
 def _reject_control(value: str, what: str) -> None:
     if "\x00" in value:
         raise ScopeViolation(f"{what} contains a NUL byte")
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+    # Cc is C0, DEL and C1; Cs are lone surrogates, which would become undecodable bytes on disk.
+    categories = {unicodedata.category(ch) for ch in value if ord(ch) < 0x20 or ord(ch) >= 0x7F}
+    if "Cc" in categories:
         raise ScopeViolation(f"{what} contains a control character")
+    if "Cs" in categories:
+        raise ScopeViolation(f"{what} is not valid Unicode (lone surrogate)")
 
 
 def relative_parts(path: str) -> tuple[str, ...]:
@@ -96,6 +104,8 @@ class PrefixScope(ScopeStrategy):
     def __init__(self, prefix: str = "agents/{agent_id}/") -> None:
         if "{agent_id}" not in prefix:
             raise ValueError("PrefixScope prefix must contain {agent_id}")
+        if any(part in (".", "..") for part in prefix.split("/")):
+            raise ValueError("PrefixScope prefix must not contain '.' or '..' components")
         self.prefix = prefix
 
     def root_parts(self, agent_ctx: AgentContext) -> tuple[str, ...]:
@@ -107,9 +117,19 @@ class PrefixScope(ScopeStrategy):
 
 
 class NamespaceScope(ScopeStrategy):
-    """Prefixes keys with the agent's namespace: ``key`` becomes ``{agent_id}{separator}key``."""
+    """Prefixes keys with the agent's namespace: ``key`` becomes ``{agent_id}{separator}key``.
+
+    The separator must contain a character no agent id can contain, or agent ``a`` with key
+    ``b-x`` and agent ``a-b`` with key ``x`` would meet at ``a-b-x``.
+    """
 
     def __init__(self, template: str = "{agent_id}", separator: str = ":") -> None:
+        if "{agent_id}" not in template:
+            raise ValueError("NamespaceScope template must contain {agent_id}")
+        if _ID_CHARS.fullmatch(separator):
+            raise ValueError(
+                "NamespaceScope separator must contain a character agent ids cannot (such as ':')"
+            )
         self.template = template
         self.separator = separator
 
@@ -131,6 +151,9 @@ class PerAgentFile(ScopeStrategy):
         self.template = template
 
     def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        if not isinstance(value, str):
+            raise ScopeViolation("directory must be a string")
+        _reject_control(value, "directory")
         return str(Path(value) / agent_ctx.expand(self.template))
 
 
@@ -142,7 +165,7 @@ class Allowlist(ScopeStrategy):
         self.what = what
 
     def apply(self, value: str, agent_ctx: AgentContext) -> str:
-        if value not in self.allowed:
+        if not isinstance(value, str) or value not in self.allowed:
             raise ScopeViolation(f"{self.what} is not in this agent's allowlist")
         return value
 

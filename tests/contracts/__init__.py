@@ -1,0 +1,1 @@
+"""Contract suites: the invariants every implementation of an interface must keep."""
