@@ -6,6 +6,11 @@
     │   ├── IdentityError           AGENT_ID / AGENT_TYPE missing or unsafe
     │   └── ModuleLoadError         a module named by the manifest cannot be found or imported
     ├── CredentialError             a credential cannot be provided (never carries a value)
+    │   ├── SecretNotFound          the backend answered: no such key, path or field
+    │   ├── AccessDenied            the backend refused (policy, permissions, locked keyring)
+    │   ├── BackendUnavailable      the backend cannot be reached or is sealed; may recover
+    │   ├── InsecureSource          the source exists but is unsafe to use (file mode, owner)
+    │   └── BackendMisconfigured    the backend's own configuration is unusable
     └── ToolCallError               one tool call failed; the message goes to the agent
         ├── ScopeViolation          the call reached outside the agent's scope (outcome "denied")
         ├── InvalidArgument         an argument is malformed or over a limit (outcome "denied")
@@ -51,6 +56,38 @@ class ModuleLoadError(ConfigError):
 
 class CredentialError(ScopedMCPError):
     """A credential is missing, unreadable or refused. Never includes the value."""
+
+    status = "broken"
+
+
+class SecretNotFound(CredentialError):
+    """The backend has no such key, path or field."""
+
+    status = "missing"
+
+
+class AccessDenied(CredentialError):
+    """The backend refused to hand the secret over."""
+
+    status = "denied"
+
+
+class BackendUnavailable(CredentialError):
+    """The backend cannot be reached now (down, sealed, timed out); a later call may succeed."""
+
+    status = "unreachable"
+
+
+class InsecureSource(CredentialError):
+    """The secret's source is readable by others or not owned by us."""
+
+    status = "insecure"
+
+
+class BackendMisconfigured(CredentialError):
+    """The backend's settings in the manifest cannot work."""
+
+    status = "broken"
 
 
 class ToolCallError(ScopedMCPError):

@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from scoped_mcp.errors import ManifestError
@@ -64,6 +65,10 @@ class ModuleSpec(StrictModel):
         "write-only notification modules. A module with read tools defaults to read.",
     )
     config: dict[str, Any] = Field(default_factory=dict)
+    credentials: dict[str, str] = Field(
+        default_factory=dict,
+        description="Secret references for this module only; they override credentials.keys.",
+    )
 
     @field_validator("type")
     @classmethod
@@ -73,10 +78,82 @@ class ModuleSpec(StrictModel):
         return value
 
 
-class CredentialsSpec(StrictModel):
-    """Where the broker finds credentials. The default source serves every key."""
+SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
-    source: Literal["env"] = "env"
+
+class KeyringSpec(StrictModel):
+    """``credentials.keyring``: the OS keyring entries, one per key (username = key name)."""
+
+    service: str = Field(default="scoped-mcp/{agent_type}", min_length=1)
+    backend: str | None = Field(
+        default=None,
+        description="The keyring backend class, e.g. 'keyring.backends.SecretService.Keyring'. "
+        "Default: keyring's own choice, refused if it could prompt on a terminal.",
+    )
+
+
+class VaultSpec(StrictModel):
+    """``credentials.vault``: how the broker reaches and authenticates to Vault/OpenBao."""
+
+    addr: str | None = Field(default=None, description="Default: $VAULT_ADDR, then $BAO_ADDR.")
+    auth: Literal["token", "approle"] = "token"
+    token_env: str | None = None
+    token_file: ManifestPath | None = None
+    role_id_env: str | None = None
+    role_id_file: ManifestPath | None = None
+    secret_id_env: str | None = None
+    secret_id_file: ManifestPath | None = None
+    approle_mount: str = "approle"
+    path: str | None = Field(
+        default=None, description="KV secret whose fields are the keys, for source: vault."
+    )
+    kv_version: Literal[1, 2] = 2
+    namespace: str | None = None
+    ca_cert: ManifestPath | None = None
+    timeout: float = Field(default=5.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _auth_inputs(self) -> VaultSpec:
+        if self.auth == "approle":
+            if not (self.role_id_env or self.role_id_file):
+                raise ValueError("auth: approle needs role_id_env or role_id_file")
+            if not (self.secret_id_env or self.secret_id_file):
+                raise ValueError("auth: approle needs secret_id_env or secret_id_file")
+        return self
+
+
+class CredentialsSpec(StrictModel):
+    """Where the broker finds credentials. The default source serves every key not in ``keys``."""
+
+    source: str = Field(default="env", pattern=SOURCE_NAME)
+    ttl: float = Field(
+        default=300,
+        gt=0,
+        le=86400,
+        description="Seconds a static value is trusted before re-reading.",
+    )
+    path: ManifestPath | None = Field(
+        default=None, description="The secrets file, for source: file."
+    )
+    unsafe_allow_insecure_file: bool = Field(
+        default=False,
+        description="Read secrets files that others can read or that we do not own (logged).",
+    )
+    keyring: KeyringSpec = Field(default_factory=KeyringSpec)
+    vault: VaultSpec | None = None
+    keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-key secret references (env:, file:, keyring:, vault:, vault-dynamic:) "
+        "that override the default source.",
+    )
+
+    @model_validator(mode="after")
+    def _source_settings(self) -> CredentialsSpec:
+        if self.source == "file" and self.path is None:
+            raise ValueError("source: file needs path: /path/to/secrets.yml")
+        if self.source == "vault" and (self.vault is None or not self.vault.path):
+            raise ValueError("source: vault needs vault.path (the KV secret holding the keys)")
+        return self
 
 
 class AuditSpec(StrictModel):

@@ -20,8 +20,11 @@ from mcp.types import ToolAnnotations
 from scoped_mcp import __version__, registry
 from scoped_mcp.audit.boundary import AuditBoundary
 from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
-from scoped_mcp.credentials.preflight import check_required
-from scoped_mcp.credentials.view import ModuleCredentials, env_resolver
+from scoped_mcp.credentials.backends import load_backends
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.check import check_plans, require_usable
+from scoped_mcp.credentials.plan import build_plans, schemes_used
+from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.invocation import wrap_tool
 from scoped_mcp.manifest import Manifest
@@ -39,6 +42,7 @@ class Runtime:
     mcp: FastMCP
     audit: AuditLog
     redactor: Redactor
+    broker: CredentialBroker
     modules: list[tuple[str, ToolModule]] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
 
@@ -53,18 +57,24 @@ def build(
     """Validate and assemble the server; ``ConfigError`` for anything the operator must fix."""
     redactor = redactor or Redactor()
     planned = registry.plan(manifest)
-    check_required(planned, environ)
-    resolve = env_resolver(environ, redactor.add)
-
-    def credentials_for(key: str, cls: type[ToolModule]) -> ModuleCredentials:
-        required = frozenset(cls.required_credentials)
-        optional = frozenset(cls.optional_credentials)
-        return ModuleCredentials(key, required | optional, optional, resolve)
-
-    instances = registry.instantiate(planned, agent_ctx, credentials_for)
+    plans = build_plans(manifest, planned, agent_ctx)
+    backends = load_backends(schemes_used(plans), manifest.credentials, agent_ctx, environ)
+    require_usable(check_plans(plans, backends))
     audit = open_audit_log(
         manifest.audit.path or default_path(agent_ctx, dict(environ)), agent_ctx, redactor
     )
+    broker = CredentialBroker(
+        plans=plans,
+        backends=backends,
+        ttl=manifest.credentials.ttl,
+        redactor=redactor,
+        on_event=lambda action, **fields: audit.record("credential", action=action, **fields),
+    )
+
+    def credentials_for(key: str, cls: type[ToolModule]) -> ModuleCredentials:
+        return ModuleCredentials(broker, key, frozenset(cls.optional_credentials))
+
+    instances = registry.instantiate(planned, agent_ctx, credentials_for)
     tools: list[Tool] = []
     for item, module in instances:
         for planned_tool in item.tools:
@@ -98,6 +108,7 @@ def build(
         mcp=mcp,
         audit=audit,
         redactor=redactor,
+        broker=broker,
         modules=[(item.key, module) for item, module in instances],
         tool_names=[tool.name for tool in tools],
     )
@@ -110,7 +121,7 @@ async def start_modules(runtime: Runtime) -> None:
 
 
 async def stop_modules(runtime: Runtime) -> None:
-    """Run every module's ``shutdown``, each bounded, none able to stop the others."""
+    """Run every module's ``shutdown``, then revoke every lease; each step bounded."""
     for key, module in reversed(runtime.modules):
         with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
             try:
@@ -119,6 +130,7 @@ async def stop_modules(runtime: Runtime) -> None:
                 _log.warning(
                     "module shutdown failed", extra={"module": key, "exc_type": type(exc).__name__}
                 )
+    await runtime.broker.close()
 
 
 async def serve_stdio(runtime: Runtime) -> None:
@@ -133,5 +145,6 @@ async def serve_stdio(runtime: Runtime) -> None:
                     return
 
         group.start_soon(watch_signals)
+        group.start_soon(runtime.broker.maintain)
         await runtime.mcp.run_stdio_async(show_banner=False)
         group.cancel_scope.cancel()

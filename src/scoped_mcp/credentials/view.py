@@ -1,60 +1,65 @@
-"""A module's view of its credentials: only the keys it declared, never shown in a repr."""
+"""A module's view of the broker: only the keys it declared, never shown in a repr.
+
+Built-in modules use the call-scoped form, which keeps plaintext in a wiped buffer for the length
+of one block::
+
+    async with self.credentials.use("NTFY_TOKEN") as token:
+        headers = {"Authorization": f"Bearer {token.text()}"}
+
+Modules written against the original API may read ``self.credentials["KEY"]``, which returns a
+``str`` (fetched just in time; it cannot be wiped).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.lease import Plaintext
 from scoped_mcp.errors import CredentialError
-
-Resolver = Callable[[str], str | None]
 
 
 class ModuleCredentials(Mapping[str, str]):
-    """Read-only mapping of the declared keys of one module.
+    """Read-only access to one module's declared credentials."""
 
-    Asking for a key the module did not declare is a programming error, raised at once. Every value
-    handed out is registered with the redactor by the resolver before it is returned.
-    """
-
-    def __init__(
-        self, module: str, declared: frozenset[str], optional: frozenset[str], resolve: Resolver
-    ) -> None:
+    def __init__(self, broker: CredentialBroker, module: str, optional: frozenset[str]) -> None:
+        self._broker = broker
         self._module = module
-        self._declared = declared
         self._optional = optional
-        self._resolve = resolve
 
     def __repr__(self) -> str:
-        return f"ModuleCredentials({self._module!r}, keys={sorted(self._declared)})"
+        return f"ModuleCredentials({self._module!r}, keys={self._broker.keys_of(self._module)})"
+
+    @asynccontextmanager
+    async def use(self, key: str) -> AsyncIterator[Plaintext]:
+        """Decrypt ``key`` for the duration of the block (fetching it first if needed)."""
+        plan, entry = await self._broker.entry(self._module, key)
+        with self._broker.reveal(plan, entry) as plain:
+            yield plain
+
+    async def get_optional(self, key: str) -> bool:
+        """Whether an optional key has a value, without revealing it."""
+        try:
+            await self._broker.entry(self._module, key)
+        except CredentialError:
+            if key in self._optional:
+                return False
+            raise
+        return True
 
     def __getitem__(self, key: str) -> str:
-        if key not in self._declared:
-            raise CredentialError(
-                f"module {self._module!r} asked for credential {key!r}, which it did not declare "
-                "in required_credentials or optional_credentials"
-            )
-        value = self._resolve(key)
-        if value is None:
-            if key in self._optional:
-                raise KeyError(key)
-            raise CredentialError(f"credential {key} unavailable for module {self._module!r}")
-        return value
+        try:
+            plan, entry = self._broker.entry_sync(self._module, key)
+        except CredentialError:
+            if key in self._optional and key in self._broker.keys_of(self._module):
+                raise KeyError(key) from None
+            raise
+        with self._broker.reveal(plan, entry) as plain:
+            return plain.text()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._declared))
+        return iter(self._broker.keys_of(self._module))
 
     def __len__(self) -> int:
-        return len(self._declared)
-
-
-def env_resolver(environ: Mapping[str, str], on_release: Callable[[str], None]) -> Resolver:
-    """Resolve keys from the process environment (``credentials.source: env``)."""
-
-    def resolve(key: str) -> str | None:
-        value = environ.get(key)
-        if value:
-            on_release(value)
-            return value
-        return None
-
-    return resolve
+        return len(self._broker.keys_of(self._module))

@@ -1,0 +1,328 @@
+"""The credential broker: hands each module the secrets it declared, just in time, sealed.
+
+- Nothing is fetched at start-up except to prove that it can be (``check.py``); a value is read the
+  first time a call needs it, sealed at once, and cached for its TTL (static values) or lease
+  (dynamic ones). Keys that share a source (one KV secret, one dynamic path) share one read.
+- Dynamic leases are renewed in the background at about two thirds of their TTL (with jitter) and
+  replaced early when renewal is refused or capped by max_ttl; the old lease is revoked after a
+  short overlap. At shutdown every lease is revoked, then each backend closes (Vault revokes its
+  own token). Both are bounded in time.
+- A backend that fails makes only the calls that need a value it cannot serve fail; values whose
+  lease is still live keep working, and the next call after the backend returns recovers.
+- Every event (fetched, issued, renewed, rotated, revoked, failed) goes to ``on_event`` with key
+  names and the backend, never a value.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from scoped_mcp.credentials.backends.interface import Fetched, SecretBackend
+from scoped_mcp.credentials.lease import LeaseInfo, Plaintext, SealedSecret, Sealer
+from scoped_mcp.credentials.refs import SecretRef
+from scoped_mcp.errors import BackendUnavailable, CredentialError, SecretNotFound
+from scoped_mcp.redaction import Redactor
+
+_log = logging.getLogger(__name__)
+EventSink = Callable[..., None]
+RENEW_FRACTION = 2 / 3
+ROTATE_OVERLAP_SECONDS = 30.0
+MIN_SLEEP, MAX_SLEEP = 0.05, 30.0
+SHUTDOWN_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """Where one declared key of one module comes from."""
+
+    module: str
+    key: str
+    ref: SecretRef
+    required: bool
+
+
+@dataclass(slots=True, repr=False)
+class _Entry:
+    """One fetched source: its sealed fields, and when it must be read again."""
+
+    fields: dict[str | None, SealedSecret]
+    keys: frozenset[str]
+    expires_at: float
+    lease: LeaseInfo | None = None
+    renew_at: float = float("inf")
+    retired: list[LeaseInfo] = field(default_factory=list)
+
+    def live(self, now: float) -> bool:
+        return now < self.expires_at
+
+
+def _context(ref: SecretRef) -> bytes:
+    return f"{ref.scheme}:{ref.path}#{ref.field or ''}".encode()
+
+
+class CredentialBroker:
+    """Owns every secret of one server process."""
+
+    def __init__(
+        self,
+        *,
+        plans: Mapping[str, Mapping[str, KeyPlan]],
+        backends: Mapping[str, SecretBackend],
+        ttl: float,
+        redactor: Redactor,
+        on_event: EventSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._plans = plans
+        self._backends = backends
+        self._ttl = ttl
+        self._redactor = redactor
+        self._emit = on_event or (lambda *a, **k: None)
+        self._clock = clock
+        self._sealer = Sealer()
+        self._cache: dict[tuple[str, str], _Entry] = {}
+        self._locks: dict[tuple[str, str], anyio.Lock] = {}
+        self._wake = anyio.Event()
+        self.fetch_count = 0
+
+    def __repr__(self) -> str:
+        return f"CredentialBroker(<{len(self._cache)} sealed sources>)"
+
+    # -- lookup ------------------------------------------------------------------------------
+
+    def plan(self, module: str, key: str) -> KeyPlan:
+        """The plan for a declared key; an undeclared key is a programming error."""
+        plan = self._plans.get(module, {}).get(key)
+        if plan is None:
+            raise CredentialError(
+                f"module {module!r} asked for credential {key!r}, which it did not declare"
+            )
+        return plan
+
+    def keys_of(self, module: str) -> list[str]:
+        """The keys a module declared."""
+        return sorted(self._plans.get(module, {}))
+
+    def backend_for(self, ref: SecretRef) -> SecretBackend:
+        """The backend serving a reference's scheme."""
+        backend = self._backends.get(ref.scheme)
+        if backend is None:
+            raise CredentialError(f"no secret backend for {ref.scheme!r} references")
+        return backend
+
+    # -- values ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _open(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
+        sealed = entry.fields.get(plan.ref.field)
+        if sealed is None:
+            raise SecretNotFound(
+                f"{plan.key} unavailable: field {plan.ref.field!r} not in {plan.ref}"
+            )
+        with self._sealer.open(sealed, context=_context(plan.ref)) as plain:
+            yield plain
+
+    async def entry(self, module: str, key: str) -> tuple[KeyPlan, _Entry]:
+        """The live cache entry behind a key, fetching it off the event loop if needed."""
+        plan = self.plan(module, key)
+        source = plan.ref.source
+        entry = self._cache.get(source)
+        if entry is not None and entry.live(self._clock()):
+            return plan, entry
+        lock = self._locks.setdefault(source, anyio.Lock())
+        async with lock:
+            entry = self._cache.get(source)
+            if entry is not None and entry.live(self._clock()):
+                return plan, entry
+            fetched = await self._fetch_async(plan)
+            return plan, self._store(plan, fetched, action="fetched")
+
+    def entry_sync(self, module: str, key: str) -> tuple[KeyPlan, _Entry]:
+        """As ``entry``, for the synchronous ``credentials["KEY"]`` access of custom modules."""
+        plan = self.plan(module, key)
+        entry = self._cache.get(plan.ref.source)
+        if entry is not None and entry.live(self._clock()):
+            return plan, entry
+        return plan, self._store(plan, self._fetch(plan), action="fetched")
+
+    @contextmanager
+    def reveal(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
+        """Decrypt one key of an entry for the duration of a block."""
+        with self._open(plan, entry) as plain:
+            yield plain
+
+    async def _fetch_async(self, plan: KeyPlan) -> Fetched:
+        return await anyio.to_thread.run_sync(self._fetch, plan)
+
+    def _fetch(self, plan: KeyPlan) -> Fetched:
+        backend = self.backend_for(plan.ref)
+        self.fetch_count += 1
+        try:
+            return backend.fetch(plan.ref)
+        except CredentialError as exc:
+            self._event("failed", plan, error=self._redactor.scrub(exc.message), status=exc.status)
+            if isinstance(exc, BackendUnavailable):
+                raise BackendUnavailable(
+                    f"{plan.key} unavailable: {exc.message}", fix=exc.fix
+                ) from None
+            raise type(exc)(f"{plan.key} unavailable: {exc.message}", fix=exc.fix) from None
+
+    def _store(self, plan: KeyPlan, fetched: Fetched, *, action: str) -> _Entry:
+        now = self._clock()
+        for value in fetched.values.values():
+            self._redactor.add(value)
+        sealed = {
+            name: self._sealer.seal(
+                value, context=_context(SecretRef(plan.ref.scheme, plan.ref.path, name))
+            )
+            for name, value in fetched.values.items()
+        }
+        fetched.values.clear()
+        lease = fetched.lease
+        keys = frozenset(
+            p.key
+            for mod in self._plans.values()
+            for p in mod.values()
+            if p.ref.source == plan.ref.source
+        )
+        if lease is not None:
+            entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
+            entry.renew_at = now + self._renew_delay(lease.ttl)
+            action = "issued" if action == "fetched" else action
+        else:
+            ttl = fetched.ttl if fetched.ttl is not None else self._ttl
+            entry = _Entry(sealed, keys, expires_at=now + ttl)
+        self._cache[plan.ref.source] = entry
+        self._event(action, plan, lease=lease, keys=sorted(keys))
+        self._wake.set()
+        return entry
+
+    def _renew_delay(self, ttl: float) -> float:
+        return max(MIN_SLEEP, ttl * RENEW_FRACTION * random.uniform(0.9, 1.0))  # noqa: S311 - jitter, not crypto
+
+    def _event(self, action: str, plan: KeyPlan, **fields: Any) -> None:
+        lease: LeaseInfo | None = fields.pop("lease", None)
+        if lease is not None:
+            fields.update(
+                lease=lease.short_id, lease_ttl=round(lease.ttl, 1), renewable=lease.renewable
+            )
+        self._emit(
+            action,
+            key=fields.pop("keys", None) or [plan.key],
+            backend=plan.ref.scheme,
+            source=f"{plan.ref.scheme}:{plan.ref.path}",
+            **fields,
+        )
+
+    # -- background maintenance --------------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Renew and rotate leases, and let backends renew their own tokens, until cancelled."""
+        while True:
+            now = self._clock()
+            due = [e for e in self._cache.values() if e.lease is not None and e.renew_at <= now]
+            for entry in due:
+                await self._renew_or_rotate(entry)
+            await self._maintain_backends()
+            next_due = min(
+                (e.renew_at for e in self._cache.values() if e.lease), default=now + MAX_SLEEP
+            )
+            delay = min(MAX_SLEEP, max(MIN_SLEEP, next_due - self._clock()))
+            self._wake = anyio.Event()
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    async def _maintain_backends(self) -> None:
+        for backend in {id(b): b for b in self._backends.values()}.values():
+            hook = getattr(backend, "maintain", None)
+            if hook is not None:
+                try:
+                    await anyio.to_thread.run_sync(hook)
+                except CredentialError as exc:
+                    _log.warning(
+                        "backend maintenance failed",
+                        extra={"error": self._redactor.scrub(exc.message)},
+                    )
+
+    async def _renew_or_rotate(self, entry: _Entry) -> None:
+        assert entry.lease is not None
+        plan = self._plan_for_entry(entry)
+        backend = self.backend_for(plan.ref)
+        lease = entry.lease
+        for old in list(entry.retired):
+            await self._revoke(backend, old, plan)
+            entry.retired.remove(old)
+        renewed: LeaseInfo | None = None
+        if lease.renewable:
+            try:
+                renewed = await anyio.to_thread.run_sync(backend.renew, lease)
+            except CredentialError as exc:
+                self._event("failed", plan, lease=lease, error=self._redactor.scrub(exc.message))
+                if isinstance(exc, BackendUnavailable):
+                    entry.renew_at = self._clock() + min(5.0, max(MIN_SLEEP, lease.ttl / 10))
+                    return
+        now = self._clock()
+        if renewed is not None and renewed.ttl >= lease.ttl * 0.5:
+            entry.lease = renewed
+            entry.expires_at = now + renewed.ttl
+            entry.renew_at = now + self._renew_delay(renewed.ttl)
+            self._event("renewed", plan, lease=renewed)
+            return
+        await self._rotate(plan, entry, renewed or lease)
+
+    async def _rotate(self, plan: KeyPlan, entry: _Entry, current: LeaseInfo) -> None:
+        try:
+            fetched = await self._fetch_async(plan)
+        except CredentialError:
+            entry.renew_at = self._clock() + min(5.0, max(MIN_SLEEP, current.ttl / 10))
+            return
+        new = self._store(plan, fetched, action="rotated")
+        # The old credential stays valid for in-flight calls until the overlap ends.
+        new.retired.append(current)
+        new.renew_at = min(
+            new.renew_at, self._clock() + min(ROTATE_OVERLAP_SECONDS, current.ttl / 2)
+        )
+
+    def _plan_for_entry(self, entry: _Entry) -> KeyPlan:
+        for module in self._plans.values():
+            for plan in module.values():
+                if plan.key in entry.keys and self._cache.get(plan.ref.source) is entry:
+                    return plan
+        raise RuntimeError("cache entry without a plan")
+
+    async def _revoke(self, backend: SecretBackend, lease: LeaseInfo, plan: KeyPlan) -> None:
+        try:
+            await anyio.to_thread.run_sync(backend.revoke, lease)
+            self._event("revoked", plan, lease=lease)
+        except CredentialError as exc:
+            self._event("failed", plan, lease=lease, error=self._redactor.scrub(exc.message))
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Revoke every lease, then close every backend; bounded to a few seconds in all."""
+        with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
+            for entry in list(self._cache.values()):
+                if entry.lease is None:
+                    continue
+                plan = self._plan_for_entry(entry)
+                backend = self.backend_for(plan.ref)
+                for lease in [*entry.retired, entry.lease]:
+                    await self._revoke(backend, lease, plan)
+            self._cache.clear()
+            for backend in {id(b): b for b in self._backends.values()}.values():
+                try:
+                    await anyio.to_thread.run_sync(backend.close)
+                except CredentialError as exc:
+                    _log.warning(
+                        "backend close failed", extra={"error": self._redactor.scrub(exc.message)}
+                    )

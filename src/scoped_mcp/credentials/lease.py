@@ -1,0 +1,120 @@
+"""Sealed secrets and leases.
+
+A ``Sealer`` holds one random AES-256-GCM key for the life of the process. Every cached credential
+is a ``SealedSecret``: nonce and ciphertext only. ``Sealer.open`` decrypts into a ``bytearray`` that
+is zeroed when the ``Plaintext`` context ends. What Python cannot promise (copies made by ``str``
+conversion, the libraries that parsed the backend's answer) is written down in
+docs/threat-model.md.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_NONCE_BYTES = 12
+
+
+def wipe(buffer: bytearray) -> None:
+    """Overwrite a buffer's bytes in place."""
+    if buffer:
+        ctypes.memset((ctypes.c_char * len(buffer)).from_buffer(buffer), 0, len(buffer))
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SealedSecret:
+    """One secret value, encrypted under the process key. Shows no value in any repr."""
+
+    nonce: bytes
+    ciphertext: bytes
+
+    def __repr__(self) -> str:
+        return "SealedSecret(<sealed>)"
+
+
+class Plaintext:
+    """A decrypted value, valid only inside the ``with`` block that produced it.
+
+    ``bytes_view`` is the wipeable buffer; ``text()`` makes an immutable ``str`` copy for APIs
+    that need one (HTTP headers, DSNs): that copy cannot be wiped, so take it as late as possible.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self, buffer: bytearray) -> None:
+        self._buffer = buffer
+
+    def __repr__(self) -> str:
+        return "Plaintext(<hidden>)"
+
+    __str__ = __repr__
+
+    @property
+    def bytes_view(self) -> memoryview:
+        """A view of the plaintext bytes; invalid after the block ends."""
+        return memoryview(self._buffer)
+
+    def text(self) -> str:
+        """The value as ``str`` (an unwipeable copy)."""
+        return self._buffer.decode("utf-8")
+
+
+class Sealer:
+    """Encrypts and decrypts secrets under a key that never leaves this object."""
+
+    def __init__(self) -> None:
+        self._aead = AESGCM(AESGCM.generate_key(bit_length=256))
+
+    def __repr__(self) -> str:
+        return "Sealer(<key hidden>)"
+
+    def seal(self, value: str | bytes | bytearray, *, context: bytes = b"") -> SealedSecret:
+        """Encrypt ``value``; ``context`` (e.g. the reference) is bound as associated data."""
+        data = bytearray(value.encode("utf-8")) if isinstance(value, str) else bytearray(value)
+        try:
+            nonce = os.urandom(_NONCE_BYTES)
+            return SealedSecret(nonce, self._aead.encrypt(nonce, bytes(data), context))
+        finally:
+            wipe(data)
+
+    @contextmanager
+    def open(self, sealed: SealedSecret, *, context: bytes = b"") -> Iterator[Plaintext]:
+        """Decrypt into a buffer that is wiped when the block ends."""
+        buffer = bytearray(self._aead.decrypt(sealed.nonce, sealed.ciphertext, context))
+        try:
+            yield Plaintext(buffer)
+        finally:
+            wipe(buffer)
+
+
+@dataclass(slots=True)
+class LeaseInfo:
+    """A backend lease behind a dynamic secret (Vault/OpenBao ``lease_id`` and its timing)."""
+
+    lease_id: str
+    ttl: float
+    renewable: bool
+    issued_at: float = field(default_factory=time.monotonic)
+    renewed_at: float = field(default_factory=time.monotonic)
+
+    def __repr__(self) -> str:
+        return (
+            f"LeaseInfo(id=…{self.lease_id[-6:]}, ttl={self.ttl:.0f}, renewable={self.renewable})"
+        )
+
+    @property
+    def expires_at(self) -> float:
+        """Monotonic time at which the lease runs out unless renewed."""
+        return self.renewed_at + self.ttl
+
+    @property
+    def short_id(self) -> str:
+        """The lease id's path and last characters: enough to correlate, too little to use."""
+        head, _, tail = self.lease_id.rpartition("/")
+        return f"{head}/…{tail[-6:]}" if head else f"…{tail[-6:]}"

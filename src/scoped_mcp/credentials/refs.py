@@ -1,0 +1,106 @@
+"""Secret references: where one credential key lives.
+
+    env:NAME                              an environment variable of the server process
+    file:/run/secrets/agent.yml#KEY       a field of a YAML mapping in a 0600 file we own
+    keyring:service/username              an OS keyring entry (split at the last '/')
+    vault:secret/scoped-mcp/shared#field  a field of a KV secret (v1 or v2; mount = first segment)
+    vault-dynamic:database/creds/ro#field a field of a leased, dynamic Vault/OpenBao secret
+
+``{agent_id}`` and ``{agent_type}`` expand in every reference. Third-party backends register their
+own scheme through the ``scoped_mcp.secret_backends`` entry-point group; their references are
+``scheme:path#field``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from scoped_mcp.errors import ManifestError
+from scoped_mcp.identity import AgentContext
+
+_SCHEME = re.compile(r"^([a-z][a-z0-9_-]*):(.+)$", re.DOTALL)
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """A parsed, expanded reference. ``path`` is what the backend reads; ``field`` the part of it.
+
+    Two references with the same ``scheme`` and ``path`` are served by one read (and, for dynamic
+    secrets, one lease).
+    """
+
+    scheme: str
+    path: str
+    field: str | None
+
+    def __str__(self) -> str:
+        return f"{self.scheme}:{self.path}" + (f"#{self.field}" if self.field else "")
+
+    @property
+    def source(self) -> tuple[str, str]:
+        """What one fetch reads: (scheme, path)."""
+        return (self.scheme, self.path)
+
+
+def validate_key(key: str) -> str:
+    """A credential key name: letters, digits and _, as environment variables are named."""
+    if not _KEY.fullmatch(key):
+        raise ManifestError(
+            f"credential key {key!r} must be letters, digits and _ (not starting with a digit)"
+        )
+    return key
+
+
+def parse(text: str, agent_ctx: AgentContext, *, where: str) -> SecretRef:
+    """Parse ``scheme:path[#field]``, expanding identity placeholders. ``where`` names the field."""
+    match = _SCHEME.match(text.strip())
+    if not match:
+        raise ManifestError(
+            f"{where}: {text!r} is not a secret reference",
+            fix="write it as env:NAME, file:/path.yml#KEY, keyring:service/username, "
+            "vault:mount/path#field or vault-dynamic:mount/creds/role#field",
+        )
+    scheme, rest = match.group(1), agent_ctx.expand(match.group(2))
+    path, _, field = rest.partition("#")
+    if not path or (rest.endswith("#") and not field):
+        raise ManifestError(f"{where}: {text!r} has an empty path or field")
+    if scheme == "keyring" and "/" not in path and not field:
+        raise ManifestError(
+            f"{where}: {text!r}: a keyring reference is keyring:service/username",
+        )
+    if scheme == "keyring" and not field:
+        service, _, username = path.rpartition("/")
+        return SecretRef("keyring", service, username)
+    if scheme in ("vault", "vault-dynamic", "file") and not field:
+        raise ManifestError(
+            f"{where}: {text!r} needs '#field' naming the field to use",
+            fix=f"append the field, e.g. {text}#password",
+        )
+    return SecretRef(scheme, path, field or None)
+
+
+def default_ref(
+    key: str,
+    *,
+    source: str,
+    agent_ctx: AgentContext,
+    file_path: str | None,
+    keyring_service: str,
+    vault_path: str | None,
+) -> SecretRef:
+    """Where ``key`` lives when no reference names it: in the default source, under its own name."""
+    if source == "env":
+        return SecretRef("env", key, None)
+    if source == "file":
+        if not file_path:
+            raise ManifestError("credentials.path: required when credentials.source is file")
+        return SecretRef("file", file_path, key)
+    if source == "keyring":
+        return SecretRef("keyring", agent_ctx.expand(keyring_service), key)
+    if source == "vault":
+        if not vault_path:
+            raise ManifestError("credentials.vault.path: required when credentials.source is vault")
+        return SecretRef("vault", agent_ctx.expand(vault_path), key)
+    return SecretRef(source, key, None)
