@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -219,12 +220,34 @@ def parse(text: str, *, source: Path) -> Manifest:
         raise ManifestError(
             f"{source}: a manifest is a YAML mapping with at least 'agent_type' and 'modules'"
         )
+    _refuse_duplicate_keys(node, source)
     context = {"base_dir": source.resolve().parent}
     try:
         manifest = Manifest.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ManifestError(describe_errors(exc, source=source, node=node)) from None
+        raise ManifestError(
+            describe_errors(exc, source=source, node=node, model=Manifest)
+        ) from None
     return manifest.model_copy(update={"source_path": source.resolve()})
+
+
+def _refuse_duplicate_keys(node: yaml.Node | None, source: Path) -> None:
+    """YAML lets a later key silently replace an earlier one; in a manifest that hides a setting."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(item, source)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: set[str] = set()
+    for key, value in node.value:
+        name = str(key.value)
+        if name in seen:
+            raise ManifestError(
+                f"{source}:{key.start_mark.line + 1}: duplicate key {name!r}",
+                fix="keep one definition; YAML would silently use the last one",
+            )
+        seen.add(name)
+        _refuse_duplicate_keys(value, source)
 
 
 def describe_errors(
@@ -233,35 +256,90 @@ def describe_errors(
     source: Path,
     node: yaml.Node | None,
     prefix: tuple[str | int, ...] = (),
+    model: type[BaseModel] | None = None,
 ) -> str:
-    """One line per pydantic error: ``file:line: field.path: what is wrong``."""
+    """One line per pydantic error: ``file:line: field.path: what is wrong``.
+
+    ``model`` is the model that was validated (at ``prefix``); with it, an unknown key is reported
+    together with the keys that are allowed in its place.
+    """
     lines = []
-    for error in exc.errors(include_url=False):
+    for error in exc.errors(include_url=False, include_input=False):
         loc = prefix + tuple(error["loc"])
         field = ".".join(str(part) for part in loc) or "(top level)"
         line = line_of(node, loc)
         where = f"{source}:{line}" if line else str(source)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see docs/manifest.md)"
+            allowed = allowed_fields(model, tuple(error["loc"])[:-1]) if model else None
+            message = (
+                f"unknown field; allowed here: {', '.join(allowed)}"
+                if allowed
+                else "unknown field (check the spelling; see docs/manifest.md)"
+            )
         lines.append(f"{where}: {field}: {message}")
     return "invalid manifest\n  " + "\n  ".join(lines)
 
 
+def allowed_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str] | None:
+    """The field names of the model found at ``loc`` inside ``model``, or None if there is none."""
+    current: Any = model
+    parts = list(loc)
+    while True:
+        if get_origin(current) in (Union, UnionType):
+            models = [a for a in get_args(current) if isinstance(a, type)]
+            models = [a for a in models if issubclass(a, BaseModel)]
+            if len(models) != 1:
+                return None
+            current = models[0]
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            if not parts:
+                fields = current.model_fields.items()
+                return sorted(name for name, info in fields if not info.exclude)
+            info = current.model_fields.get(str(parts.pop(0)))
+            if info is None:
+                return None
+            current = info.annotation
+        elif get_origin(current) is dict and parts:
+            parts.pop(0)
+            current = get_args(current)[1]
+        else:
+            return None
+
+
 def line_of(node: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
+    """The 1-based line of the field at ``loc`` (its key), or of its nearest existing parent."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
-        child = None
         if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-            if child is None:
-                key = next((k for k, _ in node.value if k.value == str(part)), None)
-                child = key
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if part < len(node.value) else None
-        if child is None:
+            pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+            if pair is None:
+                break
+            key, node = pair
+            line = key.start_mark.line + 1
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
             break
-        node = child
-        line = node.start_mark.line + 1
     return line
+
+
+def source_node(manifest: Manifest) -> yaml.Node | None:
+    """The YAML node tree of the manifest's file, read again to locate an error; None if gone."""
+    if manifest.source_path is None:
+        return None
+    try:
+        text = manifest.source_path.read_bytes()[:MAX_MANIFEST_BYTES].decode("utf-8", "replace")
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def locate(manifest: Manifest, loc: tuple[str | int, ...]) -> str:
+    """``file:line`` of the field at ``loc`` in the manifest, for messages about that field."""
+    source = manifest.source_path or Path("manifest")
+    line = line_of(source_node(manifest), loc)
+    return f"{source}:{line}" if line else str(source)

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from scoped_mcp.errors import ManifestError, ModuleLoadError
+from scoped_mcp.errors import ConfigError, ManifestError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.manifest import Manifest, ModuleSpec, describe_errors
+from scoped_mcp.manifest import Manifest, ModuleSpec, describe_errors, locate, source_node
 from scoped_mcp.modules import BUILTIN
 from scoped_mcp.modules._base import ToolMode, ToolModule, ToolSpec
 
@@ -95,8 +95,19 @@ def _config(manifest: Manifest, key: str, spec: ModuleSpec, cls: type[ToolModule
     except ValidationError as exc:
         where = manifest.source_path or manifest.base_dir
         raise ManifestError(
-            describe_errors(exc, source=where, node=None, prefix=("modules", key, "config"))
+            describe_errors(
+                exc,
+                source=where,
+                node=source_node(manifest),
+                prefix=("modules", key, "config"),
+                model=cls.config_model,
+            )
         ) from None
+
+
+def _located(manifest: Manifest, loc: tuple[str, ...], exc: ConfigError) -> ConfigError:
+    """The same error, its message prefixed with the manifest file and line of ``loc``."""
+    return type(exc)(f"{locate(manifest, loc)}: {exc.message}", fix=exc.fix)
 
 
 def plan(manifest: Manifest) -> list[PlannedModule]:
@@ -104,8 +115,14 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
     planned: list[PlannedModule] = []
     seen: dict[str, str] = {}
     for key, spec in manifest.modules.items():
-        cls = resolve_class(key, spec)
-        mode = _mode(key, spec, cls)
+        try:
+            cls = resolve_class(key, spec)
+        except ConfigError as exc:
+            raise _located(manifest, ("modules", key), exc) from exc.__cause__
+        try:
+            mode = _mode(key, spec, cls)
+        except ConfigError as exc:
+            raise _located(manifest, ("modules", key, "mode"), exc) from None
         prefix = cls.tool_prefix or key
         tools = []
         for tool_spec in cls.tool_specs():
@@ -114,7 +131,8 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
             name = f"{prefix}_{tool_spec.name}"
             if name in seen:
                 raise ManifestError(
-                    f"modules.{key}: tool {name!r} is also registered by module {seen[name]!r}",
+                    f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
+                    f"registered by module {seen[name]!r}",
                     fix="give one of the modules another key",
                 )
             seen[name] = key
