@@ -80,7 +80,7 @@ def test_unknown_top_level_key_names_line_and_allowed_fields(tmp_path: Path) -> 
 
 
 def test_unknown_key_in_module_entry_names_line_and_allowed_fields(tmp_path: Path) -> None:
-    """An unknown key inside a module entry gives modules.<name>.<key>, its line, and the options."""
+    """An unknown key in a module entry gives modules.<name>.<key>, its line, and the options."""
     path = _write(
         tmp_path,
         """
@@ -370,3 +370,12 @@ def test_manifest_model_forbids_extra_fields() -> None:
     """The model itself refuses unknown keys (no silent ignore), independent of the loader."""
     with pytest.raises(ValueError, match="Extra inputs"):
         Manifest.model_validate({"agent_type": "a", "extra": 1})
+
+
+def test_alias_heavy_manifest_is_checked_quickly(tmp_path: Path) -> None:
+    """YAML aliases are checked once per node, so an alias bomb cannot stall start-up."""
+    lines = ['a0: &a0 {k: "x"}']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ManifestError, match="agent_type"):
+        load(path)

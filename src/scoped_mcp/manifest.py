@@ -233,21 +233,26 @@ def parse(text: str, *, source: Path) -> Manifest:
 
 def _refuse_duplicate_keys(node: yaml.Node | None, source: Path) -> None:
     """YAML lets a later key silently replace an earlier one; in a manifest that hides a setting."""
-    if isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_duplicate_keys(item, source)
-    if not isinstance(node, yaml.MappingNode):
-        return
-    seen: set[str] = set()
-    for key, value in node.value:
-        name = str(key.value)
-        if name in seen:
-            raise ManifestError(
-                f"{source}:{key.start_mark.line + 1}: duplicate key {name!r}",
-                fix="keep one definition; YAML would silently use the last one",
-            )
-        seen.add(name)
-        _refuse_duplicate_keys(value, source)
+    pending, visited = [node], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in visited:  # aliases share nodes: visit each once
+            continue
+        visited.add(id(current))
+        if isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+        if not isinstance(current, yaml.MappingNode):
+            continue
+        seen: set[str] = set()
+        for key, value in current.value:
+            name = str(key.value)
+            if name in seen:
+                raise ManifestError(
+                    f"{source}:{key.start_mark.line + 1}: duplicate key {name!r}",
+                    fix="keep one definition; YAML would silently use the last one",
+                )
+            seen.add(name)
+            pending.append(value)
 
 
 def describe_errors(
