@@ -121,7 +121,7 @@ class SqliteConfig(BaseModel):
 
 
 class Column(BaseModel):
-    """One column of a table ``create_table`` makes."""
+    """One column of a table to create."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
