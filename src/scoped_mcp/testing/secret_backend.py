@@ -1,0 +1,100 @@
+"""Contract suite for secret backends: subclass ``SecretBackendContract`` in your tests.
+
+    class TestMyBackend(SecretBackendContract):
+        def make_backend(self): ...
+        def provision(self, backend, name, value): ...   # store a secret, return its SecretRef
+        def missing_ref(self, backend): ...              # a SecretRef that does not exist
+
+Every invariant the broker relies on is a test here; a backend that passes them all can be used by
+the broker. Requires pytest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import pytest
+
+from scoped_mcp.credentials.backends.interface import SecretBackend
+from scoped_mcp.credentials.refs import SecretRef
+from scoped_mcp.errors import CredentialError, SecretNotFound
+
+
+class SecretBackendContract:
+    """Invariants every ``SecretBackend`` must keep."""
+
+    static = True
+    """True for backends whose values have no lease (renew/revoke raise NotImplementedError)."""
+
+    def make_backend(self) -> SecretBackend:
+        raise NotImplementedError
+
+    def provision(self, backend: SecretBackend, name: str, value: str) -> SecretRef:
+        raise NotImplementedError
+
+    def missing_ref(self, backend: SecretBackend) -> SecretRef:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def backend(self) -> Any:
+        backend = self.make_backend()
+        yield backend
+        backend.close()
+
+    @pytest.fixture
+    def secret_value(self) -> str:
+        return "s3cr3t-" + secrets.token_urlsafe(24)
+
+    def test_is_a_secret_backend(self, backend: SecretBackend) -> None:
+        """The backend satisfies the SecretBackend protocol and names its schemes."""
+        assert isinstance(backend, SecretBackend)
+        assert backend.schemes
+
+    def test_fetch_returns_the_provisioned_value(
+        self, backend: SecretBackend, secret_value: str
+    ) -> None:
+        """A provisioned secret comes back unchanged under the reference's field."""
+        ref = self.provision(backend, "CONTRACT_KEY", secret_value)
+        assert backend.fetch(ref).values[ref.field] == secret_value
+
+    def test_missing_secret_raises_secret_not_found(self, backend: SecretBackend) -> None:
+        """A reference to nothing raises SecretNotFound, a CredentialError."""
+        with pytest.raises(SecretNotFound) as info:
+            backend.fetch(self.missing_ref(backend))
+        assert isinstance(info.value, CredentialError)
+
+    def test_check_reports_ok_and_missing(self, backend: SecretBackend, secret_value: str) -> None:
+        """check() says ok for a provisioned secret and missing for an absent one."""
+        ref = self.provision(backend, "CONTRACT_KEY", secret_value)
+        assert backend.check(ref).status == "ok"
+        assert backend.check(self.missing_ref(backend)).status == "missing"
+
+    def test_no_value_in_reprs_findings_or_errors(
+        self, backend: SecretBackend, secret_value: str
+    ) -> None:
+        """Neither reprs, check findings nor error texts ever contain a secret value."""
+        ref = self.provision(backend, "CONTRACT_KEY", secret_value)
+        fetched = backend.fetch(ref)
+        finding = backend.check(ref)
+        texts = [repr(backend), str(backend), repr(fetched), repr(finding), finding.detail]
+        texts.append(str(finding.fix))
+        try:
+            backend.fetch(self.missing_ref(backend))
+        except CredentialError as exc:
+            texts += [str(exc), exc.diagnostics()]
+        assert not [text for text in texts if secret_value in text]
+
+    def test_static_backends_have_no_leases(self, backend: SecretBackend) -> None:
+        """A static backend refuses renew and revoke; close may be called twice."""
+        if not self.static:
+            return
+        from scoped_mcp.credentials.lease import LeaseInfo
+
+        lease = LeaseInfo("x/y", ttl=1, renewable=True)
+        with pytest.raises(NotImplementedError):
+            backend.renew(lease)
+        with pytest.raises(NotImplementedError):
+            backend.revoke(lease)
+        backend.close()
+        backend.close()
