@@ -106,12 +106,30 @@ def _serve(path: str) -> int:
         log.info(
             "serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)}
         )
-        try:
-            await server.serve_stdio(runtime)
-        finally:
-            await server.stop_modules(runtime)
-            runtime.audit.record("server_stop")
+        stopped = False
+
+        async def stop(reason: str) -> None:
+            nonlocal stopped
+            if stopped:
+                return
+            stopped = True
+            with anyio.CancelScope(shield=True), stdout_to_stderr():
+                await server.stop_modules(runtime)
+            runtime.audit.record("server_stop", reason=reason)
             runtime.audit.close()
+            log.info("stopped", extra={"reason": reason})
+
+        async def stop_on_signal(name: str) -> None:
+            # A signal is the host's request to stop: an orderly stop is a success. The process
+            # ends here because the SDK's stdin reader thread cannot be interrupted (serve_stdio).
+            await stop(f"signal {name}")
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
+
+        try:
+            await server.serve_stdio(runtime, on_signal=stop_on_signal)
+        finally:
+            await stop("stdin closed")
 
     anyio.run(run)
     return EXIT_OK

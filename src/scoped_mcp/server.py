@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -133,18 +133,28 @@ async def stop_modules(runtime: Runtime) -> None:
     await runtime.broker.close()
 
 
-async def serve_stdio(runtime: Runtime) -> None:
-    """Serve MCP on stdio until stdin closes, SIGTERM or SIGINT."""
+async def serve_stdio(runtime: Runtime, *, on_signal: Callable[[str], Awaitable[None]]) -> None:
+    """Serve MCP on stdio until stdin closes (then return), SIGTERM or SIGINT.
+
+    On a signal, in-flight calls are cancelled and ``on_signal(name)`` runs, and it must end the
+    process: the MCP SDK reads stdin in a worker thread that stays blocked in read(2) until the
+    agent host writes or closes the pipe, so waiting for the serving tasks could wait forever.
+    """
+    serving = anyio.CancelScope()
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
                     _log.info("stopping on signal", extra={"signal": signum.name})
-                    group.cancel_scope.cancel()
+                    serving.cancel()
+                    await on_signal(signum.name)
                     return
 
         group.start_soon(watch_signals)
-        group.start_soon(runtime.broker.maintain)
-        await runtime.mcp.run_stdio_async(show_banner=False)
+        with serving:
+            async with anyio.create_task_group() as inner:
+                inner.start_soon(runtime.broker.maintain)
+                await runtime.mcp.run_stdio_async(show_banner=False)
+                inner.cancel_scope.cancel()
         group.cancel_scope.cancel()
