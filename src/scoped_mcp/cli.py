@@ -77,9 +77,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(path: str) -> int:
-    import anyio
-
-    from scoped_mcp import server
     from scoped_mcp.audit import ops
     from scoped_mcp.hardening import harden_process, stdout_to_stderr
     from scoped_mcp.identity import AgentContext
@@ -92,12 +89,17 @@ def _serve(path: str) -> int:
     log = logging.getLogger("scoped_mcp.cli")
     if not_applied:
         log.warning("hardening not applied", extra={"measures": not_applied})
+    # Identity and manifest first: a misconfigured agent is refused before the MCP stack loads.
+    agent_ctx = AgentContext.from_env(os.environ)
+    manifest = load(path)
+    _check_agent_type(manifest.agent_type, agent_ctx.agent_type, path)
+
+    import anyio
+
+    from scoped_mcp import server
 
     async def run() -> None:
         with stdout_to_stderr():
-            agent_ctx = AgentContext.from_env(os.environ)
-            manifest = load(path)
-            _check_agent_type(manifest.agent_type, agent_ctx.agent_type, path)
             runtime = server.build(manifest, agent_ctx, os.environ, redactor=redactor)
             await server.start_modules(runtime)
         runtime.audit.record(
