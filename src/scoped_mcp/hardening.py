@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import resource
 import sys
@@ -27,12 +26,28 @@ def harden_process() -> list[str]:
         failed.append("core dumps")
     if sys.platform.startswith("linux"):
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            if libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            if _libc().prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
                 failed.append("non-dumpable")
         except OSError:
             failed.append("non-dumpable")
     return failed
+
+
+def _libc() -> ctypes.CDLL:
+    """The C library, preferably as the symbols already loaded into this process.
+
+    ``CDLL(None)`` is dlopen(NULL): libc is already mapped, so nothing is searched or loaded.
+    ``ctypes.util.find_library`` runs ``ldconfig -p`` in a subprocess (about a millisecond of
+    start-up), so it is only the fallback for a platform where the first way finds no ``prctl``.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl  # noqa: B018 - resolve now, so a missing symbol takes the fallback
+    except (OSError, AttributeError):
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c") or "libc.so.6", use_errno=True)
+    return libc
 
 
 @contextlib.contextmanager

@@ -29,6 +29,8 @@ from scoped_mcp.scoping import Scoped
 
 _log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _is_scoped(annotation: Any) -> bool:
@@ -39,7 +41,7 @@ def _is_scoped(annotation: Any) -> bool:
 
 def argument_digest(arguments: dict[str, Any]) -> dict[str, Any]:
     """What the audit log keeps of the arguments: names, sizes, and one SHA-256 over all values."""
-    canonical = json.dumps(arguments, sort_keys=True, default=str, ensure_ascii=False)
+    canonical = _CANONICAL.encode(arguments)
     shapes = {
         name: {"type": type(value).__name__, "len": len(value)}
         if isinstance(value, str | bytes | list | dict)

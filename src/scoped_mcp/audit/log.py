@@ -22,6 +22,9 @@ from scoped_mcp.redaction import Redactor
 Record = dict[str, Any]
 Processor = Callable[[Record], Record]
 
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
+
 
 def add_identity(agent_ctx: AgentContext) -> Processor:
     """Stamp every record with the agent it belongs to."""
@@ -75,8 +78,7 @@ class AuditLog:
         record: Record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
         for process in self._processors:
             record = process(record)
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str) + "\n"
-        data = line.encode("utf-8")
+        data = (_LINE_ENCODER.encode(record) + "\n").encode("utf-8")
         with self._lock:
             os.write(self._fd, data)
 
