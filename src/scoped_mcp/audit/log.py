@@ -7,6 +7,7 @@ there is no global state. Field reference: docs/audit.md.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.redaction import Redactor
 
@@ -91,8 +93,20 @@ class AuditLog:
 
 
 def open_audit_log(path: Path, agent_ctx: AgentContext, redactor: Redactor) -> AuditLog:
-    """The standard pipeline: identity -> timestamp -> redaction -> JSON line."""
-    return AuditLog(path, [add_identity(agent_ctx), add_timestamp, redact_with(redactor)])
+    """The standard pipeline: identity -> timestamp -> redaction -> JSON line.
+
+    Raises ``ConfigError`` when the file cannot be opened (a symbolic link, a missing or read-only
+    directory): the server does not run without its audit trail.
+    """
+    try:
+        return AuditLog(path, [add_identity(agent_ctx), add_timestamp, redact_with(redactor)])
+    except OSError as exc:
+        reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot open the audit log {path}: {reason}",
+            fix="set audit.path in the manifest to a regular file in a directory this user can "
+            "write (symbolic links are refused)",
+        ) from None
 
 
 def monotonic_ms(started: float) -> float:
