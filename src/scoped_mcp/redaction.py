@@ -1,12 +1,14 @@
 """Scrubs secret values from anything that leaves the process.
 
 The broker registers every value it releases; ``scrub`` replaces each one, and its common encodings
-(base64, URL-encoding, hex), with ``[REDACTED]`` in tool results, error texts and log records.
+(base64, URL-encoding, hex) and escapings (JSON string, Python repr), with ``[REDACTED]`` in tool
+results, error texts and log records.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from typing import Any
@@ -31,6 +33,11 @@ def encodings(secret: str) -> set[str]:
         quote_plus(secret, safe=""),
         raw.hex(),
         raw.hex().upper(),
+        # Escaped forms differ from the raw one only for quotes, backslashes, controls, non-ASCII:
+        # a JSON body or a %r in a log message would otherwise carry the value past the scrub.
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        repr(secret)[1:-1],
     }
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 

@@ -35,7 +35,10 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # Exception text can carry backend responses; keep the type, never the message.
             out["exc_type"] = record.exc_info[0].__name__
-        line = json.dumps(out, ensure_ascii=False, default=str)
+        # Scrub the decoded values, not only the rendered line: JSON escaping (and str() of odd
+        # extras) can change how a secret is spelled in the line.
+        plain = json.loads(json.dumps(out, ensure_ascii=False, default=str))
+        line = json.dumps(self._redactor.scrub_value(plain), ensure_ascii=False)
         return self._redactor.scrub(line)
 
 
