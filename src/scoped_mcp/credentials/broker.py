@@ -93,6 +93,11 @@ class CredentialBroker:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
         self.fetch_count = 0
+        for backend in {id(b): b for b in backends.values()}.values():
+            # Backends with events of their own (Vault's token login, renewal, revocation).
+            attach = getattr(backend, "attach_events", None)
+            if attach is not None:
+                attach(self._emit)
 
     def __repr__(self) -> str:
         return f"CredentialBroker(<{len(self._cache)} sealed sources>)"

@@ -1,0 +1,526 @@
+"""The Vault backend's connection and its own token: explicit, sealed, renewed, revoked.
+
+``Connection`` sends one request with an explicitly given token and maps every hvac/requests
+failure to a ``CredentialError`` (``_vault_errors``, the one boundary). ``TokenKeeper`` owns the
+broker's token: it logs in lazily (``auth: token`` reads the token; ``auth: approle`` reads the
+role-id and, once, the secret-id, unwrapping it when it is a response-wrapping token), renews the
+token at about two thirds of its TTL, logs in again when renewal is refused or capped by max_ttl,
+and at ``close`` revokes what it obtained by login. Everything secret it holds is sealed; a lock
+guards the token state, so the broker may call it from several threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from scoped_mcp.credentials.lease import SealedSecret, Sealer
+from scoped_mcp.errors import (
+    AccessDenied,
+    BackendMisconfigured,
+    BackendUnavailable,
+    CredentialError,
+    SecretNotFound,
+)
+from scoped_mcp.manifest import VaultSpec
+
+_log = logging.getLogger("scoped_mcp.credentials.backends.vault")
+EventSink = Callable[..., None]
+INSTALL_FIX = "pip install 'scoped-mcp[vault]'"
+RENEW_FRACTION = 2 / 3
+CAPPED_FRACTION = 2 / 3
+"""A renewal that grants less than this share of the login TTL is capped by max_ttl."""
+MAX_INPUT_BYTES = 64 * 1024
+
+
+def policy_fix(api_path: str, capability: str) -> str:
+    """The policy line that grants ``capability`` on ``api_path``."""
+    return (
+        f'add to the policy of the broker\'s token: path "{api_path}" '
+        f'{{ capabilities = ["{capability}"] }}'
+    )
+
+
+@contextmanager
+def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
+    """Turn hvac and requests failures into ours; no response text or exception text crosses."""
+    import hvac.exceptions as vault
+    import requests
+
+    try:
+        yield
+    except vault.InvalidPath:
+        raise SecretNotFound(f"nothing at {api_path} in vault at {addr}") from None
+    except (vault.Forbidden, vault.Unauthorized):
+        raise AccessDenied(
+            f"vault at {addr} denied {capability} on {api_path}",
+            fix=policy_fix(api_path, capability),
+        ) from None
+    except (vault.VaultDown, vault.VaultNotInitialized):
+        raise BackendUnavailable(
+            f"vault sealed at {addr}", fix="unseal it (bao operator unseal); calls recover then"
+        ) from None
+    except vault.InvalidRequest:
+        raise BackendMisconfigured(
+            f"vault at {addr} rejected the request to {api_path} (HTTP 400)"
+        ) from None
+    except vault.VaultError as exc:
+        raise BackendUnavailable(
+            f"vault at {addr} failed the request to {api_path} ({type(exc).__name__})"
+        ) from None
+    except requests.exceptions.SSLError:
+        raise BackendMisconfigured(
+            f"TLS verification failed for vault at {addr}",
+            fix="set credentials.vault.ca_cert to the CA that signed vault's certificate",
+        ) from None
+    except requests.RequestException:
+        raise BackendUnavailable(
+            f"vault unreachable at {addr}",
+            fix=f"start vault/OpenBao at {addr}, or correct credentials.vault.addr",
+        ) from None
+    except (KeyError, TypeError, ValueError):
+        raise BackendUnavailable(
+            f"vault at {addr} sent an unexpected answer for {api_path}"
+        ) from None
+
+
+class Connection:
+    """Sends single requests to one Vault/OpenBao server, the token always passed explicitly."""
+
+    def __init__(self, spec: VaultSpec, addr: str) -> None:
+        import hvac
+        import requests
+
+        self.addr = addr
+        self._hvac: Any = hvac
+        self._spec = spec
+        self._session = requests.Session()
+        # No proxy, netrc credentials or CA bundle from the environment: only the manifest counts.
+        self._session.trust_env = False
+
+    def __repr__(self) -> str:
+        return f"Connection({self.addr!r})"
+
+    def request(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        token: str,
+        capability: str = "read",
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One request; ``token`` is explicit ("" for none). Returns the JSON answer or None."""
+        client = self._hvac.Client(
+            url=self.addr,
+            token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
+            verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
+            timeout=self._spec.timeout,
+            namespace=self._spec.namespace,
+            session=self._session,
+        )
+        try:
+            with _vault_errors(self.addr, api_path, capability):
+                answer = client.adapter.request(
+                    method,
+                    f"/v1/{api_path}",
+                    json=dict(json) if json is not None else None,
+                    params=dict(params) if params is not None else None,
+                )
+                return answer if isinstance(answer, dict) else None
+        finally:
+            client.adapter.token = None
+
+    def close(self) -> None:
+        self._session.close()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class _Token:
+    """The broker's token, sealed, with what is known about its lifetime."""
+
+    sealed: SealedSecret
+    accessor: str
+    granted: float  # TTL at login; 0 means the token never expires
+    ttl: float  # TTL at the last login, renewal or lookup
+    renewable: bool
+    since: float  # monotonic time of that login, renewal or lookup
+    ours: bool  # obtained by AppRole login, so ours to revoke
+
+    def __repr__(self) -> str:
+        return f"_Token(accessor=…{self.accessor[-4:]}, ttl={self.ttl:.0f}, ours={self.ours})"
+
+    @property
+    def expires_at(self) -> float:
+        return float("inf") if self.ttl <= 0 else self.since + self.ttl
+
+    @property
+    def renew_at(self) -> float:
+        return float("inf") if self.ttl <= 0 else self.since + self.ttl * RENEW_FRACTION
+
+
+class TokenKeeper:
+    """Holds the broker's Vault token and makes authenticated requests with it."""
+
+    def __init__(
+        self,
+        spec: VaultSpec,
+        environ: Mapping[str, str],
+        conn: Connection,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._spec = spec
+        self._conn = conn
+        self._clock = clock
+        self._sealer = Sealer()
+        self._lock = threading.RLock()
+        self._token: _Token | None = None
+        self._retired: list[_Token] = []
+        self._warned: set[str] = set()
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._sink: EventSink | None = None
+        self._closed = False
+        # Inputs named by *_env are read now and sealed, so the environment is not kept.
+        self._inputs: dict[str, SealedSecret] = {}
+        self._unset: dict[str, str] = {}
+        for kind in ("token", "role_id", "secret_id"):
+            var = getattr(spec, f"{kind}_env")
+            if var and environ.get(var):
+                self._inputs[kind] = self._sealer.seal(environ[var], context=kind.encode())
+            elif var:
+                self._unset[kind] = var
+        self._secret_id: SealedSecret | None = None
+
+    def __repr__(self) -> str:
+        return f"TokenKeeper(auth={self._spec.auth!r}, token={self._token!r})"
+
+    # -- events ------------------------------------------------------------------------------
+
+    def attach_events(self, sink: EventSink) -> None:
+        """Deliver token events to ``sink``, including those from before it was attached."""
+        with self._lock:
+            self._sink = sink
+            pending, self._pending = self._pending, []
+        for action, fields in pending:
+            sink(action, **fields)
+
+    def _emit(self, action: str, token: _Token, **fields: Any) -> None:
+        record = {"backend": "vault", "auth": self._spec.auth, "accessor": token.accessor}
+        record.update(fields)
+        if self._sink is None:
+            self._pending.append((action, record))
+        else:
+            self._sink(action, **record)
+
+    # -- authenticated requests --------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        capability: str = "read",
+        authenticated: bool = True,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A request with the broker's token; a token found dead is replaced and retried once."""
+        if not authenticated:
+            return self._conn.request(method, api_path, token="", json=json, params=params)
+        token = self.current()
+        try:
+            return self._send(
+                token, method, api_path, capability=capability, json=json, params=params
+            )
+        except AccessDenied:
+            if self._alive(token):
+                raise
+        token = self._replace_dead(token)
+        return self._send(token, method, api_path, capability=capability, json=json, params=params)
+
+    def _send(
+        self,
+        token: _Token,
+        method: str,
+        api_path: str,
+        *,
+        capability: str = "read",
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        with self._sealer.open(token.sealed, context=b"token") as plain:
+            return self._conn.request(
+                method,
+                api_path,
+                token=plain.text(),
+                capability=capability,
+                json=json,
+                params=params,
+            )
+
+    def _alive(self, token: _Token) -> bool:
+        """Whether Vault still accepts ``token`` (a 403 can mean an expired token)."""
+        try:
+            self._send(token, "GET", "auth/token/lookup-self")
+        except AccessDenied:
+            return False
+        return True
+
+    def _replace_dead(self, dead: _Token) -> _Token:
+        with self._lock:
+            if self._token is not None and self._token is not dead:
+                return self._token
+            self._token = None
+            self._emit("token_invalid", dead)
+            return self.current()
+
+    def current(self) -> _Token:
+        """A token usable now: logging in first, renewing or replacing it when due."""
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable("the vault backend is closed (server shutting down)")
+            token = self._token
+            if token is None:
+                token = self._token = self._authenticate()
+                self._emit("token_login", token, ttl=token.ttl, renewable=token.renewable)
+                return token
+            if self._clock() < token.renew_at:
+                return token
+            return self._refresh(token)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def maintain(self) -> None:
+        """Renew or replace the token when due; the broker's background loop calls this."""
+        with self._lock:
+            now = self._clock()
+            self._retired = [t for t in self._retired if t.expires_at > now]
+            if self._token is not None and not self._closed and now >= self._token.renew_at:
+                self._refresh(self._token)
+
+    def _refresh(self, token: _Token) -> _Token:
+        """Renew ``token``; when that is refused or capped, log in again (AppRole)."""
+        if token.renewable:
+            try:
+                renewed = self._renew(token)
+            except BackendUnavailable:
+                if self._clock() < token.expires_at:
+                    return token  # still valid; try again on the next call or maintenance
+                raise
+            except CredentialError:
+                renewed = None
+            if renewed is not None:
+                self._token = renewed
+                self._emit("token_renewed", renewed, ttl=renewed.ttl)
+                return renewed
+        try:
+            if self._spec.auth == "approle":
+                return self._relogin(token)
+            return self._recheck_operator_token(token)
+        except BackendUnavailable:
+            if self._clock() < token.expires_at:
+                return token
+            raise
+
+    def _relogin(self, token: _Token) -> _Token:
+        new = self._login()
+        self._retired.append(token)  # revoked at close; its leases live until it expires
+        self._token = new
+        self._emit("token_login", new, ttl=new.ttl, replaces=token.accessor)
+        return new
+
+    def _renew(self, token: _Token) -> _Token | None:
+        answer = self._send(
+            token,
+            "POST",
+            "auth/token/renew-self",
+            capability="update",
+            json={"increment": max(1, int(token.granted))},
+        )
+        auth = answer["auth"]
+        ttl = float(auth["lease_duration"])
+        if ttl < token.granted * CAPPED_FRACTION:
+            return None  # capped by max_ttl: a fresh login gives the full TTL again
+        return replace(token, ttl=ttl, renewable=bool(auth["renewable"]), since=self._clock())
+
+    def _recheck_operator_token(self, token: _Token) -> _Token:
+        """``auth: token``: take a newer token from the source, or warn that this one runs out."""
+        fresh = self._authenticate()
+        self._token = fresh
+        if fresh.accessor != token.accessor:
+            self._emit("token_login", fresh, ttl=fresh.ttl, replaces=token.accessor)
+        elif fresh.accessor not in self._warned:
+            self._warned.add(fresh.accessor)
+            source = self._source_name("token")
+            _log.warning(
+                "the vault token (auth: token) cannot be renewed and will expire; give "
+                f"scoped-mcp a fresh one in {source} or use auth: approle",
+                extra={"expires_in_s": round(fresh.ttl), "accessor": fresh.accessor},
+            )
+            self._emit("token_expiring", fresh, ttl=fresh.ttl)
+        return fresh
+
+    def close(self) -> None:
+        """Revoke every token obtained by login (bounded by the request timeout each)."""
+        with self._lock:
+            self._closed = True
+            tokens = [t for t in [*self._retired, self._token] if t is not None and t.ours]
+            self._token, self._retired = None, []
+            for token in tokens:
+                try:
+                    self._send(token, "POST", "auth/token/revoke-self", capability="update")
+                except CredentialError as exc:
+                    if self._clock() < token.expires_at:
+                        _log.warning(
+                            "could not revoke the vault token",
+                            extra={"accessor": token.accessor, "error": exc.message},
+                        )
+                    continue
+                self._emit("token_revoked", token)
+            self._inputs.clear()
+            self._secret_id = None
+        self._conn.close()
+
+    # -- login -------------------------------------------------------------------------------
+
+    def _authenticate(self) -> _Token:
+        if self._spec.auth == "approle":
+            return self._login()
+        text = self._read_input("token")
+        try:
+            answer = self._conn.request("GET", "auth/token/lookup-self", token=text)
+        except AccessDenied:
+            raise AccessDenied(
+                f"vault at {self._conn.addr} refused the token from {self._source_name('token')} "
+                "(invalid or expired)",
+                fix=f"put a valid token in {self._source_name('token')}, or use auth: approle",
+            ) from None
+        data = answer["data"]
+        return self._adopt(text, data, ours=False)
+
+    def _login(self) -> _Token:
+        role_id = self._read_input("role_id")
+        secret_id = self._real_secret_id()
+        mount = self._spec.approle_mount.strip("/")
+        try:
+            answer = self._conn.request(
+                "POST",
+                f"auth/{mount}/login",
+                token="",
+                capability="update",
+                json={"role_id": role_id, "secret_id": secret_id},
+            )
+        except (BackendMisconfigured, AccessDenied, SecretNotFound):
+            raise AccessDenied(
+                f"AppRole login at {self._conn.addr} (mount {mount}) was refused: the role-id or "
+                "secret-id is invalid, expired or used up, or a wrapped secret-id was already "
+                "unwrapped by someone else",
+                fix="issue a new secret-id (bao write -f auth/approle/role/<role>/secret-id) "
+                f"and give it to scoped-mcp in {self._source_name('secret_id')}",
+            ) from None
+        auth = answer["auth"]
+        data = {
+            "accessor": auth["accessor"],
+            "ttl": auth["lease_duration"],
+            "renewable": auth["renewable"],
+        }
+        return self._adopt(str(auth["client_token"]), data, ours=True)
+
+    def _adopt(self, text: str, data: Mapping[str, Any], *, ours: bool) -> _Token:
+        ttl = float(data.get("ttl") or 0)
+        return _Token(
+            sealed=self._sealer.seal(text, context=b"token"),
+            accessor=str(data.get("accessor") or ""),
+            granted=float(data.get("creation_ttl") or ttl),
+            ttl=ttl,
+            renewable=bool(data.get("renewable")),
+            since=self._clock(),
+            ours=ours,
+        )
+
+    def _real_secret_id(self) -> str:
+        """The secret-id: read from its source once, unwrapped if it is a wrapping token."""
+        if self._secret_id is None:
+            given = self._read_input("secret_id")
+            self._inputs.pop("secret_id", None)
+            real = self._unwrap(given) if self._is_wrapping_token(given) else given
+            self._secret_id = self._sealer.seal(real, context=b"secret_id")
+        with self._sealer.open(self._secret_id, context=b"secret_id") as plain:
+            return plain.text()
+
+    def _is_wrapping_token(self, value: str) -> bool:
+        try:
+            answer = self._conn.request(
+                "POST", "sys/wrapping/lookup", token="", capability="update", json={"token": value}
+            )
+        except BackendMisconfigured:  # HTTP 400: not a wrapping token
+            return False
+        return bool(answer and answer.get("data", {}).get("creation_path"))
+
+    def _unwrap(self, wrapping_token: str) -> str:
+        try:
+            answer = self._conn.request(
+                "POST", "sys/wrapping/unwrap", token=wrapping_token, capability="update"
+            )
+        except (AccessDenied, BackendMisconfigured):
+            raise AccessDenied(
+                "the response-wrapped secret-id could not be unwrapped: it expired or was "
+                "already unwrapped (if not by you, treat it as stolen)",
+                fix="issue a new wrapped secret-id: bao write -wrap-ttl=5m -f "
+                "auth/approle/role/<role>/secret-id",
+            ) from None
+        return str(answer["data"]["secret_id"])
+
+    def _read_input(self, kind: str) -> str:
+        """A login input (token, role_id, secret_id) from its sealed env value or its file."""
+        sealed = self._inputs.get(kind)
+        if sealed is not None:
+            with self._sealer.open(sealed, context=kind.encode()) as plain:
+                return plain.text()
+        if kind in self._unset:
+            var = self._unset[kind]
+            raise BackendMisconfigured(
+                f"credentials.vault.{kind}_env names {var}, which is not set",
+                fix=f"set {var} in the env block of the MCP client's configuration",
+            )
+        path = getattr(self._spec, f"{kind}_file")
+        if path is None:
+            raise BackendMisconfigured(
+                f"credentials.vault: auth: {self._spec.auth} needs {kind}_env or {kind}_file",
+                fix=f"add credentials.vault.{kind}_file: /run/secrets/vault-{kind}",
+            )
+        return _read_file(Path(path), kind)
+
+    def _source_name(self, kind: str) -> str:
+        var = getattr(self._spec, f"{kind}_env")
+        return f"${var}" if var else str(getattr(self._spec, f"{kind}_file"))
+
+
+def _read_file(path: Path, kind: str) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INPUT_BYTES)
+    except FileNotFoundError:
+        raise BackendMisconfigured(
+            f"credentials.vault.{kind}_file: {path} does not exist",
+            fix=f"write the {kind} to {path} (mode 600)",
+        ) from None
+    except OSError:
+        raise BackendMisconfigured(
+            f"credentials.vault.{kind}_file: {path} cannot be read by this user"
+        ) from None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BackendMisconfigured(f"credentials.vault.{kind}_file: {path} is not text") from None
+    if not text:
+        raise BackendMisconfigured(f"credentials.vault.{kind}_file: {path} is empty")
+    return text
