@@ -52,6 +52,7 @@ BUILD_TOOLS = [
     ("probe_boom", "probe", "read"),
     ("probe_deny", "probe", "read"),
     ("probe_backend_down", "probe", "read"),
+    ("probe_nap", "probe", "read"),
 ]
 
 

@@ -83,7 +83,10 @@ def wrap_tool(
     async def call_tool(**arguments: Any) -> Any:
         mark_reached()
         started = time.perf_counter()
-        outcome, error = "ok", None
+        # Until the body returns, the call has not succeeded: a cancellation (client cancel,
+        # shutdown) is a BaseException no handler below sees, and must not be audited as "ok".
+        outcome: str = "error"
+        error: str | None = "cancelled before completion"
         try:
             call_args = dict(arguments)
             for name in scoped:
@@ -94,7 +97,9 @@ def wrap_tool(
             result = bound(**call_args)
             if inspect.isawaitable(result):
                 result = await result
-            return redactor.scrub_value(result)
+            scrubbed = redactor.scrub_value(result)
+            outcome, error = "ok", None
+            return scrubbed
         except ToolCallError as exc:
             outcome, error = exc.outcome, _short(redactor.scrub(exc.message))
             raise ToolError(error) from None

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import stat
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,3 +276,34 @@ def test_unusable_audit_path_is_a_clean_refusal(tmp_path: Path, kind: str) -> No
     assert "audit" in result.stderr
     assert "Traceback" not in result.stderr
     assert not target.exists()
+
+
+def test_cancelled_call_is_not_audited_as_ok(tmp_path: Path) -> None:
+    """A call the client cancels mid-flight is audited as an error, never as a success."""
+    path = tmp_path / "m.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "agent_type": "ovr",
+                "modules": {"probe": {"type": "custom_modules.probe:ProbeModule"}},
+            }
+        )
+    )
+    env = child_env(tmp_path / "home", AGENT_ID="ovr-01", AGENT_TYPE="ovr")
+    server = RawServer.start(["--manifest", str(path)], env=env, cwd=tmp_path)
+    try:
+        server.handshake()
+        server.send(call(3, "probe_nap", seconds=30))
+        time.sleep(0.3)
+        cancel = {"requestId": 3, "reason": "user pressed stop"}
+        server.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": cancel})
+        server.ask(call(4, "probe_echo", text="after"))
+        assert server.close() == 0
+    finally:
+        server.kill()
+    audit = tmp_path / "home" / "state" / "scoped-mcp" / "audit" / "ovr-01.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    [nap] = [r for r in records if r.get("tool") == "probe_nap"]
+    assert nap["outcome"] == "error"
+    assert nap["error"] == "cancelled before completion"
+    assert nap["duration_ms"] < 10_000

@@ -131,6 +131,7 @@ PROBE_READ = [
     "boom",
     "deny",
     "backend_down",
+    "nap",
 ]
 
 
