@@ -52,6 +52,16 @@ def _parser() -> argparse.ArgumentParser:
     manifest_commands = manifest.add_subparsers(dest="manifest_command", required=True)
     validate = manifest_commands.add_parser("validate", help="check one or more manifests")
     validate.add_argument("paths", nargs="+", metavar="MANIFEST")
+    creds = commands.add_parser("creds", help="credential commands")
+    creds_commands = creds.add_subparsers(dest="creds_command", required=True)
+    check = creds_commands.add_parser(
+        "check",
+        help="say what is missing or broken for every key (never a value); "
+        "exit 0 ok, 1 a required key unusable, 2 warnings only, 3 invalid manifest",
+    )
+    check.add_argument("--manifest", dest="creds_manifest", required=True)
+    check.add_argument("--agent-id", help="the agent to check for (default: $AGENT_ID)")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -70,6 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _tools(args.tools_manifest, as_json=args.json)
         if args.command == "manifest":
             return _validate(args.paths)
+        if args.command == "creds":
+            from scoped_mcp.commands import creds_check
+
+            return creds_check.run(
+                args.creds_manifest,
+                agent_id=args.agent_id,
+                as_json=args.json,
+                environ=os.environ,
+            )
     except ScopedMCPError as exc:
         print(f"scoped-mcp: {exc.diagnostics()}", file=sys.stderr)
         return EXIT_CONFIG

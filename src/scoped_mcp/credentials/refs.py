@@ -96,7 +96,7 @@ def default_ref(
     if source == "file":
         if not file_path:
             raise ManifestError("credentials.path: required when credentials.source is file")
-        return SecretRef("file", file_path, key)
+        return SecretRef("file", agent_ctx.expand(file_path), key)
     if source == "keyring":
         return SecretRef("keyring", agent_ctx.expand(keyring_service), key)
     if source == "vault":

@@ -103,9 +103,7 @@ class FileBackend(StaticBackend):
                 extra={"path": path, "problems": problems},
             )
             return
-        raise InsecureSource(
-            f"secrets file {path} is {' and '.join(problems)}", fix="; ".join(fixes)
-        )
+        raise InsecureSource(f"secrets file {path}: {'; '.join(problems)}", fix="; ".join(fixes))
 
     @staticmethod
     def _parse(raw: bytes, path: str) -> dict[str | None, str]:

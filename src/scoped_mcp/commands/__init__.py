@@ -1,0 +1,1 @@
+"""The operator commands behind ``scoped-mcp``'s sub-commands, one file each."""

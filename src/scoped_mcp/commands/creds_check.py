@@ -1,0 +1,205 @@
+"""``scoped-mcp creds check``: what is missing or broken, for every key, without any value.
+
+Exit codes: 0 every key usable; 1 a required key is unusable; 2 warnings only (an optional key
+unusable, a backend warning); 3 the manifest itself is invalid. ``--json`` prints the schema in
+docs/troubleshooting.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from scoped_mcp.credentials.backends.interface import Finding, SecretBackend
+from scoped_mcp.credentials.check import KeyReport, check_plans
+from scoped_mcp.errors import ScopedMCPError
+
+EXIT_OK, EXIT_BROKEN, EXIT_WARNINGS, EXIT_INVALID = 0, 1, 2, 3
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """Everything ``creds check`` found, ready to render."""
+
+    manifest: str
+    agent_id: str
+    agent_type: str
+    reports: list[KeyReport]
+    backends: dict[str, Finding]
+
+    @property
+    def exit_code(self) -> int:
+        if any(r.plan.required and not r.usable for r in self.reports):
+            return EXIT_BROKEN
+        if self.warnings():
+            return EXIT_WARNINGS
+        return EXIT_OK
+
+    def warnings(self) -> list[str]:
+        found = [
+            f"{r.plan.key} (optional, module {r.plan.module}): {r.finding.status}"
+            for r in self.reports
+            if not r.plan.required and not r.usable
+        ]
+        for report in self.reports:
+            found += [f"{report.plan.key}: {w}" for w in report.finding.facts.get("warnings", [])]
+        for name, finding in self.backends.items():
+            found += [f"{name}: {w}" for w in finding.facts.get("warnings", [])]
+        return found
+
+
+def _agent_id(manifest_text: str, agent_id: str | None, environ: Mapping[str, str]) -> str:
+    chosen = agent_id or environ.get("AGENT_ID")
+    if chosen:
+        return chosen
+    if "{agent_id}" in manifest_text:
+        raise ScopedMCPError(
+            "this manifest's references use {agent_id}: say which agent to check",
+            fix="pass --agent-id ID (or set AGENT_ID)",
+        )
+    return "creds-check"
+
+
+def collect(manifest_path: str, agent_id: str | None, environ: Mapping[str, str]) -> CheckResult:
+    """Load the manifest and check every key and backend. ``ScopedMCPError`` if invalid."""
+    from scoped_mcp import registry
+    from scoped_mcp.credentials.backends import load_backends
+    from scoped_mcp.credentials.plan import build_plans, schemes_used
+    from scoped_mcp.identity import AgentContext
+    from scoped_mcp.manifest import load
+
+    manifest = load(manifest_path)
+    text = manifest.source_path.read_text() if manifest.source_path else ""
+    ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
+    plans = build_plans(manifest, registry.plan(manifest), ctx)
+    backends = load_backends(schemes_used(plans), manifest.credentials, ctx, environ)
+    try:
+        reports = check_plans(plans, backends)
+        described = _describe(backends)
+    finally:
+        for backend in {id(b): b for b in backends.values()}.values():
+            backend.close()
+    return CheckResult(str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described)
+
+
+def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
+    described: dict[str, Finding] = {}
+    seen: set[int] = set()
+    for scheme, backend in sorted(backends.items()):
+        describe = getattr(backend, "describe", None)
+        if describe is None or id(backend) in seen:
+            continue
+        seen.add(id(backend))
+        described[scheme] = describe()
+    return described
+
+
+def to_json(result: CheckResult) -> dict[str, Any]:
+    """The stable, documented JSON form (schema_version 1)."""
+    counts: dict[str, int] = {}
+    for report in result.reports:
+        counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "manifest": result.manifest,
+        "agent_id": result.agent_id,
+        "agent_type": result.agent_type,
+        "exit_code": result.exit_code,
+        "summary": counts,
+        "warnings": result.warnings(),
+        "keys": [
+            {
+                "module": r.plan.module,
+                "key": r.plan.key,
+                "required": r.plan.required,
+                "source": str(r.plan.ref),
+                "backend": r.plan.ref.scheme,
+                "status": r.finding.status,
+                "detail": r.finding.detail,
+                "fix": r.finding.fix,
+                "facts": r.finding.facts,
+            }
+            for r in result.reports
+        ],
+        "backends": {
+            name: {"status": f.status, "detail": f.detail, "fix": f.fix, "facts": f.facts}
+            for name, f in result.backends.items()
+        },
+    }
+
+
+_COLOURS = {"ok": "32", "missing": "31", "denied": "31", "unreachable": "33", "insecure": "31"}
+
+
+def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
+    """The human table, a line of fixes per problem, and a summary line."""
+
+    def paint(status: str) -> str:
+        code = _COLOURS.get(status, "31")
+        return f"\x1b[{code}m{status}\x1b[0m" if colour else status
+
+    print(f"manifest {result.manifest}  agent {result.agent_id} ({result.agent_type})", file=out)
+    for name, finding in result.backends.items():
+        facts = ", ".join(f"{k}={v}" for k, v in finding.facts.items() if k != "warnings")
+        print(
+            f"backend {name}: {paint(finding.status)} {finding.detail} {facts}".rstrip(), file=out
+        )
+    headers = ("MODULE", "KEY", "SOURCE")
+    cells = [
+        (r.plan.module, r.plan.key + ("" if r.plan.required else " (optional)"), str(r.plan.ref))
+        for r in result.reports
+    ]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
+    head = "  ".join(f"{h:<{w}}" for h, w in zip(headers, widths, strict=True))
+    print(f"{head}  STATUS", file=out)
+    for cell, report in zip(cells, result.reports, strict=True):
+        line = "  ".join(f"{c:<{w}}" for c, w in zip(cell, widths, strict=True))
+        print(f"{line}  {paint(report.finding.status)}  {report.finding.detail}".rstrip(), file=out)
+        if report.finding.fix and not report.usable:
+            print(f"{'':<{widths[0]}}  fix: {report.finding.fix}", file=out)
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=out)
+    bad = sum(1 for r in result.reports if r.plan.required and not r.usable)
+    print(
+        f"{len(result.reports)} keys, {bad} required unusable, {len(result.warnings())} warnings",
+        file=out,
+    )
+
+
+def run(
+    manifest_path: str,
+    *,
+    agent_id: str | None,
+    as_json: bool,
+    environ: Mapping[str, str],
+    out: TextIO | None = None,
+) -> int:
+    """The whole command; returns the exit code."""
+    out = out or sys.stdout
+    try:
+        result = collect(manifest_path, agent_id, environ)
+    except ScopedMCPError as exc:
+        if as_json:
+            print(
+                json.dumps(
+                    {
+                        "schema_version": SCHEMA_VERSION,
+                        "exit_code": EXIT_INVALID,
+                        "error": exc.diagnostics(),
+                    },
+                    indent=2,
+                ),
+                file=out,
+            )
+        else:
+            print(f"scoped-mcp: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_INVALID
+    if as_json:
+        print(json.dumps(to_json(result), indent=2, default=str), file=out)
+    else:
+        render(result, out, colour=out.isatty())
+    return result.exit_code
