@@ -79,6 +79,7 @@ def wrap_tool(
     if scoped and module.scoping is None:
         raise TypeError(f"{type(module).__name__} has Scoped parameters but no scoping strategy")
     agent_ctx = module.agent_ctx
+    scrub_result = redactor.result_scrubber(hints.get("return", Any))
 
     async def call_tool(**arguments: Any) -> Any:
         mark_reached()
@@ -97,7 +98,7 @@ def wrap_tool(
             result = bound(**call_args)
             if inspect.isawaitable(result):
                 result = await result
-            scrubbed = redactor.scrub_value(result)
+            scrubbed = scrub_result(result)
             outcome, error = "ok", None
             return scrubbed
         except ToolCallError as exc:

@@ -11,8 +11,14 @@ import base64
 import json
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, quote_plus
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic.errors import PydanticSchemaGenerationError
+
+from scoped_mcp.errors import BackendError
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 4
@@ -84,3 +90,45 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self.scrub_value(v) for v in value)
         return value
+
+    def result_scrubber(self, return_type: Any = Any) -> Callable[[Any], Any]:
+        """A function that removes released secrets from a tool's result, whatever its type.
+
+        JSON-shaped builtins are scrubbed directly. Anything else (pydantic models, dataclasses,
+        sets) is serialized as the MCP layer will serialize it; if that holds a secret, the
+        scrubbed data is validated back into ``return_type``, or the result is withheld
+        (``BackendError``) when it no longer fits.
+        """
+        adapters: list[TypeAdapter[Any]] = []
+
+        def adapter() -> TypeAdapter[Any]:
+            if not adapters:
+                try:
+                    adapters.append(TypeAdapter(return_type))
+                except PydanticSchemaGenerationError:
+                    adapters.append(TypeAdapter(Any))
+            return adapters[0]
+
+        def scrub(result: Any) -> Any:
+            if self._pattern is None or _is_plain(result):
+                return self.scrub_value(result)
+            data = adapter().dump_python(result, mode="json", fallback=str, warnings=False)
+            scrubbed = self.scrub_value(data)
+            if scrubbed == data:
+                return result
+            try:
+                return adapter().validate_python(scrubbed)
+            except ValidationError:
+                raise BackendError("result withheld: it contained a credential") from None
+
+        return scrub
+
+
+def _is_plain(value: Any) -> bool:
+    """True for JSON-shaped builtins, which ``Redactor.scrub_value`` rebuilds exactly."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return all(_is_plain(item) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    return value is None or kind in (str, int, float, bool)

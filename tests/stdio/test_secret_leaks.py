@@ -9,6 +9,7 @@ test time, and is looked for in every form an encoder could give it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import os
@@ -22,8 +23,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import yaml
+from pydantic import BaseModel, Field
 
 from scoped_mcp.audit.ops import JsonFormatter
+from scoped_mcp.errors import BackendError
 from scoped_mcp.redaction import Redactor
 from tests.contract_support import FIXTURES, RawServer, call, child_env
 
@@ -111,6 +114,43 @@ def test_ops_log_line_holds_no_secret_in_any_escaping() -> None:
     parsed = json.loads(line)
     assert parsed["message"] == "token [REDACTED] or '[REDACTED]'"
     assert parsed["token"] == "[REDACTED]"
+
+
+class TokenModel(BaseModel):
+    name: str
+    token: str
+
+
+@dataclasses.dataclass
+class TokenRecord:
+    name: str
+    token: str
+
+
+class Constrained(BaseModel):
+    """A result type whose field cannot hold the redaction marker."""
+
+    token: str = Field(pattern=r"^[A-Za-z0-9_-]+$")
+
+
+def test_typed_results_are_scrubbed_rebuilt_or_withheld() -> None:
+    """A model, dataclass or set holding a secret comes back scrubbed in its own type; one that
+    cannot hold the marker is withheld; a result without a secret is returned as it was."""
+    secret = make_secret("plain")
+    redactor = Redactor()
+    redactor.add(secret)
+    model = redactor.result_scrubber(TokenModel)(TokenModel(name="t", token=secret))
+    assert model == TokenModel(name="t", token="[REDACTED]")
+    record = redactor.result_scrubber(TokenRecord)(TokenRecord(name="t", token=secret))
+    assert record == TokenRecord(name="t", token="[REDACTED]")
+    assert redactor.result_scrubber(set[str])({secret, "x"}) == {"[REDACTED]", "x"}
+    assert redactor.result_scrubber()(frozenset({secret})) == ["[REDACTED]"]
+    word = "tok" + secrets.token_hex(20)
+    redactor.add(word)
+    with pytest.raises(BackendError, match="withheld"):
+        redactor.result_scrubber(Constrained)(Constrained(token=word))
+    clean = TokenModel(name="t", token="nothing secret")
+    assert redactor.result_scrubber(TokenModel)(clean) is clean
 
 
 class EchoHandler(BaseHTTPRequestHandler):
