@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -289,3 +290,73 @@ async def test_raw_stdout_holds_no_secret(tmp_path: Path, echo_url: tuple[str, l
     audit = tmp_path / "home" / "state" / "scoped-mcp" / "audit" / "leaky-01.jsonl"
     found = leaks(secret, "stdout", stdout) + leaks(secret, "stderr", server.stderr())
     assert not found + leaks(secret, "the audit file", audit.read_text())
+
+
+def write_private_yaml(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as YAML to a new file with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(data, handle)
+    return path
+
+
+@pytest.mark.anyio
+async def test_no_secret_bearing_object_shows_its_value(tmp_path: Path) -> None:
+    """repr() and str() of the broker, its views, sealed and open values, leases, fetch results,
+    findings, backends, the redactor and the errors raised on the way hold no form of the secret."""
+    from scoped_mcp.credentials.backends.env import EnvBackend
+    from scoped_mcp.credentials.backends.file import FileBackend
+    from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+    from scoped_mcp.credentials.lease import LeaseInfo, Sealer
+    from scoped_mcp.credentials.refs import SecretRef
+    from scoped_mcp.credentials.view import ModuleCredentials
+    from scoped_mcp.errors import CredentialError
+
+    secret = make_secret("punctuated")
+    secrets_file = write_private_yaml(tmp_path / "s.yml", {"API_TOKEN": secret, "LIST": [secret]})
+    broken = tmp_path / "broken.yml"
+    write_private_yaml(broken, {})
+    broken.write_text(f"API_TOKEN: [{secret}\n")
+    env_ref = SecretRef("env", "API_TOKEN", None)
+    file_ref = SecretRef("file", str(secrets_file), "API_TOKEN")
+    plans = {
+        "m": {
+            "ENV_TOKEN": KeyPlan("m", "ENV_TOKEN", env_ref, required=True),
+            "FILE_TOKEN": KeyPlan("m", "FILE_TOKEN", file_ref, required=True),
+            "LIST": KeyPlan("m", "LIST", SecretRef("file", str(secrets_file), "LIST"), True),
+            "BROKEN": KeyPlan("m", "BROKEN", SecretRef("file", str(broken), "API_TOKEN"), True),
+        }
+    }
+    env_backend, file_backend = EnvBackend({"API_TOKEN": secret}), FileBackend()
+    redactor = Redactor()
+    broker = CredentialBroker(
+        plans=plans, backends={"env": env_backend, "file": file_backend}, ttl=60, redactor=redactor
+    )
+    view = ModuleCredentials(broker, "m", frozenset())
+    shown: list[object] = [broker, view, redactor, env_backend, file_backend, Sealer()]
+    shown += [env_backend.fetch(env_ref), file_backend.fetch(file_ref)]
+    shown += [env_backend.check(env_ref), file_backend.check(file_ref)]
+    shown.append(LeaseInfo("database/creds/ro/abcdef123456", ttl=60, renewable=True))
+    for key in ("ENV_TOKEN", "FILE_TOKEN"):
+        async with view.use(key) as plain:
+            assert plain.text() == secret
+            shown.append(plain)
+        plan, entry = await broker.entry("m", key)
+        shown += [plan, entry, *entry.fields.values()]
+    for key in ("LIST", "BROKEN"):
+        with pytest.raises(CredentialError) as caught:
+            async with view.use(key):
+                pass
+        shown += [caught.value, caught.value.diagnostics()]
+    shown.append(file_backend.check(plans["m"]["BROKEN"].ref))
+    if importlib.util.find_spec("hvac") is not None:
+        from scoped_mcp.credentials.backends.vault import VaultBackend
+        from scoped_mcp.manifest import VaultSpec
+
+        spec = VaultSpec(addr="http://127.0.0.1:9", auth="token", token_env="VT")
+        vault = VaultBackend(spec, {"VT": secret})
+        shown += [vault, *vars(vault).values()]
+    found = [
+        leak for obj in shown for leak in leaks(secret, type(obj).__name__, repr(obj) + str(obj))
+    ]
+    assert not found
