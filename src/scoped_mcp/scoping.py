@@ -27,6 +27,8 @@ _log = logging.getLogger(__name__)
 MAX_PATH_CHARS: Final = 4096
 MAX_NAME_BYTES: Final = 255
 MAX_KEY_CHARS: Final = 512
+# Deeper trees gain nothing and defeat ordinary tools (recursive deletes hit recursion limits).
+MAX_PATH_DEPTH: Final = 256
 # Characters an agent id may contain (identity.py); a separator made only of these is ambiguous.
 _ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]*")
 
@@ -90,6 +92,8 @@ def relative_parts(path: str) -> tuple[str, ...]:
         if len(part.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
             raise ScopeViolation(f"a path component is longer than {MAX_NAME_BYTES} bytes")
         parts.append(part)
+        if len(parts) > MAX_PATH_DEPTH:
+            raise ScopeViolation(f"path is deeper than {MAX_PATH_DEPTH} directories")
     return tuple(parts)
 
 

@@ -2,8 +2,11 @@
 
 Every path argument is scoped lexically by ``PrefixScope`` (the call pipeline does it), then opened
 one component at a time relative to a directory descriptor with ``O_NOFOLLOW``, so a symlink at any
-depth is refused and there is no window between a check and the open. Writes go to a temporary
-file in the same directory and are renamed into place, so a failed write leaves the old file whole.
+depth is refused and there is no window between a check and the open. Only ``base_path`` itself,
+which the operator chose, may be reached through a symlink. Files are opened ``O_NONBLOCK`` and
+checked with ``fstat``, so a FIFO or device is refused instead of blocking or being read. Writes go
+to a temporary file in the same directory and are renamed into place, so a failed write leaves the
+old file whole and never writes through a hard link or symlink.
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.errors import (
+    BackendError,
+    ConfigError,
+    InvalidArgument,
+    ScopeViolation,
+    ToolCallError,
+)
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.scoping import PrefixScope, ScopedStr
 
 Encoding = Literal["utf-8", "base64"]
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_BASE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_TEMP_STEM_BYTES = 200
 MAX_LIST_ENTRIES = 1000
 
 
@@ -41,25 +53,25 @@ class FilesystemConfig(BaseModel):
     )
 
 
+_ERRNO_MESSAGES = {
+    errno.ELOOP: "refused: the path goes through a symbolic link",
+    errno.ENOTDIR: "a component of the path is not a directory",
+    errno.ENOENT: "no such file or directory",
+    errno.EISDIR: "the path is a directory",
+    errno.ENOTEMPTY: "the directory is not empty",
+    errno.EACCES: "permission denied",
+}
+
+
 def _errno_message(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "refused: the path goes through a symbolic link"
-    if exc.errno == errno.ENOTDIR:
-        return "a component of the path is not a directory (or is a symbolic link)"
-    if exc.errno == errno.ENOENT:
-        return "no such file or directory"
-    if exc.errno == errno.EISDIR:
-        return "the path is a directory"
-    if exc.errno == errno.ENOTEMPTY:
-        return "the directory is not empty"
-    if exc.errno == errno.EACCES:
-        return "permission denied"
+    if exc.errno in _ERRNO_MESSAGES:
+        return _ERRNO_MESSAGES[exc.errno]
     return os.strerror(exc.errno) if exc.errno else "filesystem error"
 
 
 def _fail(exc: OSError) -> Exception:
     message = _errno_message(exc)
-    if exc.errno in (errno.ELOOP, errno.ENOTDIR) and "symbolic" in message:
+    if exc.errno == errno.ELOOP:
         return ScopeViolation(message)
     return BackendError(message)
 
@@ -78,9 +90,16 @@ class FilesystemModule(ToolModule):
         self._root = self.scoping.root_parts(agent_ctx)
 
     async def startup(self) -> None:
-        """Create the agent's directory (0700) if it does not exist yet."""
-        root = self._base.joinpath(*self._root)
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the agent's directory (0700) if it does not exist yet, never through a symlink."""
+        self._base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            with self._open_dir((), create=True):
+                pass
+        except ToolCallError as exc:
+            raise ConfigError(
+                f"filesystem: the agent directory under base_path is unusable: {exc.message}",
+                fix="make base_path/agents/{agent_id} a real directory, not a symbolic link",
+            ) from None
 
     # -- descriptor-relative path handling -------------------------------------------------
 
@@ -94,19 +113,12 @@ class FilesystemModule(ToolModule):
     def _open_dir(self, parts: tuple[str, ...], *, create: bool = False) -> Iterator[int]:
         """A descriptor for the directory at ``parts`` below the agent root, never via a link."""
         try:
-            fd = os.open(self._base, _DIR_FLAGS)
+            fd = os.open(self._base, _BASE_FLAGS)
         except OSError as exc:
             raise BackendError("the agent's base directory is unavailable") from exc
         try:
             for part in self._root + parts:
-                try:
-                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                next_fd = self._open_child_dir(part, fd, create=create)
                 os.close(fd)
                 fd = next_fd
             yield fd
@@ -114,6 +126,25 @@ class FilesystemModule(ToolModule):
             raise _fail(exc) from None
         finally:
             os.close(fd)
+
+    @staticmethod
+    def _open_child_dir(part: str, fd: int, *, create: bool) -> int:
+        """Open directory ``part`` below ``fd`` without following a link; ELOOP if it is one."""
+        try:
+            try:
+                return os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o700, dir_fd=fd)
+                return os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except NotADirectoryError:
+            # O_DIRECTORY|O_NOFOLLOW reports a symlink as ENOTDIR; tell the two apart for the audit.
+            info = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(info.st_mode):
+                raise OSError(errno.ELOOP, "symbolic link") from None
+            raise
 
     def _target(self, path: str) -> tuple[tuple[str, ...], str]:
         parts = self._split(path)
@@ -132,15 +163,9 @@ class FilesystemModule(ToolModule):
         parent, name = self._target(path)
         limit = self.config.max_file_bytes
         with self._open_dir(parent) as dir_fd:
+            fd = self._open_regular(name, dir_fd)
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
-            except OSError as exc:
-                raise _fail(exc) from None
-            try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise InvalidArgument("not a regular file")
-                if info.st_size > limit:
+                if os.fstat(fd).st_size > limit:
                     raise InvalidArgument(f"file is larger than the {limit}-byte limit")
                 data = os.read(fd, limit + 1)
                 while len(data) <= limit and (chunk := os.read(fd, limit + 1 - len(data))):
@@ -158,9 +183,34 @@ class FilesystemModule(ToolModule):
                 'file is not valid UTF-8 text; read it with encoding="base64"'
             ) from None
 
+    @staticmethod
+    def _open_regular(name: str, dir_fd: int) -> int:
+        """Open a regular file for reading; links and special files are refused, never opened.
+
+        The stat before the open keeps devices from being opened at all (opening one can have side
+        effects); O_NOFOLLOW|O_NONBLOCK plus the fstat after it cover a swap in between, so a FIFO
+        put there in the meantime cannot block the call.
+        """
+        try:
+            mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                raise ScopeViolation("refused: the path is a symbolic link")
+            if not stat.S_ISREG(mode):
+                raise InvalidArgument("not a regular file")
+            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        except OSError as exc:
+            raise _fail(exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise InvalidArgument("not a regular file")
+        return fd
+
     @tool(mode="read")
     async def list_dir(self, path: ScopedStr = "") -> dict[str, Any]:
-        """List a directory in your directory ("" for the top). Symbolic links are shown, not followed."""
+        """List a directory in your directory ("" for the top).
+
+        Symbolic links are shown, not followed.
+        """
         parts = self._split(path)
         entries: list[dict[str, Any]] = []
         truncated = False
@@ -203,13 +253,17 @@ class FilesystemModule(ToolModule):
             except ValueError:
                 raise InvalidArgument("content is not valid base64") from None
         else:
-            data = content.encode("utf-8", errors="strict")
+            try:
+                data = content.encode("utf-8", errors="strict")
+            except UnicodeEncodeError:
+                raise InvalidArgument("content is not valid UTF-8 text (lone surrogate)") from None
         if len(data) > limit:
             raise InvalidArgument(f"content is larger than the {limit}-byte limit")
         parent, name = self._target(path)
         with self._open_dir(parent, create=True) as dir_fd:
             self._refuse_non_regular(name, dir_fd)
-            temp = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
+            stem = name.encode("utf-8")[:_TEMP_STEM_BYTES].decode("utf-8", errors="ignore")
+            temp = f".{stem}.{secrets.token_hex(6)}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             try:
                 fd = os.open(temp, flags, 0o600, dir_fd=dir_fd)
