@@ -251,10 +251,8 @@ class Database:
         return f"database/creds/{role}"
 
     def token(self, role: str) -> str:
-        """A token holding only the role's policy (no default policy), as an operator issues."""
-        answer = self.bao.admin.auth.token.create(
-            policies=[f"scoped-mcp-db-{role}"], no_default_policy=True, ttl="10m"
-        )
+        """A token with the role's policy and the default one (lookup-self), nothing else."""
+        answer = self.bao.admin.auth.token.create(policies=[f"scoped-mcp-db-{role}"], ttl="10m")
         return str(answer["auth"]["client_token"])
 
 

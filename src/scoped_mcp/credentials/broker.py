@@ -193,12 +193,7 @@ class CredentialBroker:
         }
         fetched.values.clear()
         lease = fetched.lease
-        keys = frozenset(
-            p.key
-            for mod in self._plans.values()
-            for p in mod.values()
-            if p.ref.source == plan.ref.source
-        )
+        keys = self._source_keys(plan.ref)
         if lease is not None:
             entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
             entry.renew_at = now + self._renew_delay(lease.ttl)
@@ -211,6 +206,11 @@ class CredentialBroker:
         self._wake.set()
         return entry
 
+    def _source_keys(self, ref: SecretRef) -> frozenset[str]:
+        """The keys, across modules, that one read of ``ref``'s source serves."""
+        plans = (p for module in self._plans.values() for p in module.values())
+        return frozenset(p.key for p in plans if p.ref.source == ref.source)
+
     def _renew_delay(self, ttl: float) -> float:
         return max(MIN_SLEEP, ttl * RENEW_FRACTION * random.uniform(0.9, 1.0))  # noqa: S311 - jitter, not crypto
 
@@ -222,7 +222,8 @@ class CredentialBroker:
             )
         self._emit(
             action,
-            key=fields.pop("keys", None) or [plan.key],
+            # Every key served by the source: a shared lease is renewed and revoked for all of them.
+            key=fields.pop("keys", None) or sorted(self._source_keys(plan.ref)),
             backend=plan.ref.scheme,
             source=f"{plan.ref.scheme}:{plan.ref.path}",
             **fields,
