@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import time
+import types
 import typing
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args, get_origin
@@ -34,8 +35,12 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _is_scoped(annotation: Any) -> bool:
-    if get_origin(annotation) is typing.Annotated:
+    """True for ``Annotated[str, Scoped]``, also inside ``X | None`` and other unions."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
         return any(meta is Scoped for meta in get_args(annotation)[1:])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_scoped(arg) for arg in get_args(annotation))
     return False
 
 
@@ -48,7 +53,8 @@ def argument_digest(arguments: dict[str, Any]) -> dict[str, Any]:
         else {"type": type(value).__name__}
         for name, value in arguments.items()
     }
-    return {"sha256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(), "shape": shapes}
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"sha256": digest, "shape": shapes}
 
 
 def _short(text: str) -> str:

@@ -80,7 +80,7 @@ class AuditLog:
         record: Record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
         for process in self._processors:
             record = process(record)
-        data = (_LINE_ENCODER.encode(record) + "\n").encode("utf-8")
+        data = (_LINE_ENCODER.encode(record) + "\n").encode("utf-8", "backslashreplace")
         with self._lock:
             os.write(self._fd, data)
 
