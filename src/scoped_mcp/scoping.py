@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,15 +51,19 @@ class ScopeStrategy(ABC):
         """Return the scoped form of ``value``; raise ``ScopeViolation`` if it cannot be scoped."""
 
 
+# C0, DEL, C1 (Unicode category Cc) and lone surrogates (Cs, undecodable bytes on disk).
+_SUSPECT: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_CONTROL: Final = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _reject_control(value: str, what: str) -> None:
+    if _SUSPECT.search(value) is None:
+        return
     if "\x00" in value:
         raise ScopeViolation(f"{what} contains a NUL byte")
-    # Cc is C0, DEL and C1; Cs are lone surrogates, which would become undecodable bytes on disk.
-    categories = {unicodedata.category(ch) for ch in value if ord(ch) < 0x20 or ord(ch) >= 0x7F}
-    if "Cc" in categories:
+    if _CONTROL.search(value):
         raise ScopeViolation(f"{what} contains a control character")
-    if "Cs" in categories:
-        raise ScopeViolation(f"{what} is not valid Unicode (lone surrogate)")
+    raise ScopeViolation(f"{what} is not valid Unicode (lone surrogate)")
 
 
 def relative_parts(path: str) -> tuple[str, ...]:
@@ -111,10 +114,15 @@ class PrefixScope(ScopeStrategy):
         if any(part in (".", "..") for part in prefix.split("/")):
             raise ValueError("PrefixScope prefix must not contain '.' or '..' components")
         self.prefix = prefix
+        self._roots: dict[AgentContext, tuple[str, ...]] = {}
 
     def root_parts(self, agent_ctx: AgentContext) -> tuple[str, ...]:
         """The agent's own root, as path components."""
-        return tuple(p for p in agent_ctx.expand(self.prefix).split("/") if p)
+        root = self._roots.get(agent_ctx)
+        if root is None:
+            root = tuple(p for p in agent_ctx.expand(self.prefix).split("/") if p)
+            self._roots[agent_ctx] = root
+        return root
 
     def apply(self, value: str, agent_ctx: AgentContext) -> str:
         return "/".join(self.root_parts(agent_ctx) + relative_parts(value))

@@ -90,10 +90,17 @@ class ScopeStrategyContract:
             strategy.apply(value, AGENT)
 
     def test_agents_never_collide(self) -> None:
-        """No two agents can name the same scoped resource, whatever values they choose."""
-        if not self.isolates_agents:
-            pytest.skip("this strategy maps every agent to operator-chosen shared values")
+        """No two agents can name the same scoped resource, unless the strategy says it shares.
+
+        A sharing strategy (an operator's allowlist) must then give every agent the same answer,
+        so that sharing is exactly what the operator wrote and nothing an agent chose.
+        """
         strategy = self.make_strategy()
+        if not self.isolates_agents:
+            for value in self.valid_values:
+                answers = {strategy.apply(value, agent) for agent in TRICKY_AGENTS}
+                assert answers == {value}
+            return
         owner: dict[str, str] = {}
         for agent in TRICKY_AGENTS:
             for value in self.valid_values:
