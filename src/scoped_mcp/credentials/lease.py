@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
 def wipe(buffer: bytearray) -> None:
@@ -76,17 +77,24 @@ class Sealer:
 
     def seal(self, value: str | bytes | bytearray, *, context: bytes = b"") -> SealedSecret:
         """Encrypt ``value``; ``context`` (e.g. the reference) is bound as associated data."""
-        data = bytearray(value.encode("utf-8")) if isinstance(value, str) else bytearray(value)
+        # Encode straight into a wipeable buffer and encrypt from it: no immutable copy is made.
+        data = bytearray(value, "utf-8") if isinstance(value, str) else bytearray(value)
         try:
             nonce = os.urandom(_NONCE_BYTES)
-            return SealedSecret(nonce, self._aead.encrypt(nonce, bytes(data), context))
+            return SealedSecret(nonce, self._aead.encrypt(nonce, data, context))
         finally:
             wipe(data)
 
     @contextmanager
     def open(self, sealed: SealedSecret, *, context: bytes = b"") -> Iterator[Plaintext]:
         """Decrypt into a buffer that is wiped when the block ends."""
-        buffer = bytearray(self._aead.decrypt(sealed.nonce, sealed.ciphertext, context))
+        # Decrypt straight into the buffer that is wiped: decrypt() returns unwipeable bytes.
+        # (decrypt_into exists in newer cryptography releases; older ones take the copy.)
+        if hasattr(self._aead, "decrypt_into"):
+            buffer = bytearray(len(sealed.ciphertext) - _TAG_BYTES)
+            self._aead.decrypt_into(sealed.nonce, sealed.ciphertext, context, buffer)
+        else:  # pragma: no cover - cryptography < 45
+            buffer = bytearray(self._aead.decrypt(sealed.nonce, sealed.ciphertext, context))
         try:
             yield Plaintext(buffer)
         finally:
