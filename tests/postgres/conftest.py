@@ -18,6 +18,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -39,6 +40,7 @@ DATABASE_SH = REPO / "secrets_backends" / "vault" / "database.sh"
 INSTALL = "install PostgreSQL server binaries: apt-get install postgresql"
 ADMIN = "pgadmin"
 VAULT_ADMIN = "bao_admin"
+_CREATED = re.compile(r'CREATE ROLE "([^"]+)" WITH LOGIN PASSWORD \'([^\']+)\'')
 ROWS = ("alpha", "beta", "gamma")
 """The rows of table ``inventory``, which every issued role may read."""
 
@@ -141,6 +143,9 @@ class Postgres:
                     "-c full_page_writes=off",
                     "-c synchronous_commit=off",
                     "-c max_connections=40",
+                    # Logs each CREATE ROLE with its password: how the tests learn an issued
+                    # password without asking the agent's side (see ``issued_credentials``).
+                    "-c log_statement=ddl",
                 ]
             )
             done = self._run(
@@ -206,6 +211,11 @@ class Postgres:
                 return False
             time.sleep(0.05)
         return True
+
+    def issued_credentials(self) -> dict[str, str]:
+        """username -> password of every role created so far, read from the server's log."""
+        text = (self.workdir / "postgres.log").read_text(errors="replace")
+        return dict(_CREATED.findall(text))
 
     def current_user(self, user: str, password: str) -> str:
         """Log in as ``user`` and return what the server calls the session's user."""

@@ -3,21 +3,24 @@
 Backend-level tests drive the real ``CredentialBroker`` and ``VaultBackend`` against the dev
 server and the throwaway cluster (tests/postgres/conftest.py); the stdio test runs the real server
 with a module that logs in with the leased role. The broker's token is an operator token holding
-only the role's ``scoped-mcp-db-<role>`` policy (and the default one), so every renewal and revocation also proves that
-policy is enough.
+only the role's ``scoped-mcp-db-<role>`` policy and the default one, so every issue and
+revocation also proves that policy is enough.
 """
 
 from __future__ import annotations
 
 import datetime
-import time
+import hashlib
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import psycopg
 import pytest
+import yaml
 
 from scoped_mcp.credentials.backends.vault import VaultBackend
 from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
@@ -25,19 +28,30 @@ from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.manifest import VaultSpec
 from scoped_mcp.redaction import Redactor
-from tests.postgres.conftest import VAULT_ADMIN, Database, Postgres
+from tests.contract_support import RawServer, call, child_env
+from tests.postgres.conftest import ROWS, VAULT_ADMIN, Database, Postgres
 
 KEYS = ("PG_PASSWORD", "PG_USER")
+AGENT_ID = "stdio-01"
+PGPROBE = {"type": "db_modules.pgprobe:PgProbeModule"}
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Events:
-    """Collects the broker's events (action and fields)."""
+    """Collects the broker's events (action and fields) and wakes whoever waits for a state."""
 
     def __init__(self) -> None:
         self.items: list[tuple[str, dict[str, Any]]] = []
+        self.waiters: list[tuple[Callable[[], bool], anyio.Event]] = []
 
     def __call__(self, action: str, **fields: Any) -> None:
         self.items.append((action, fields))
+        for reached, event in self.waiters:
+            if reached():
+                event.set()
 
     def of(self, action: str) -> list[dict[str, Any]]:
         return [fields for name, fields in self.items if name == action]
@@ -81,14 +95,15 @@ async def login(postgres: Postgres, user: str, password: str) -> str:
 
 
 async def maintain_until(
-    broker: CredentialBroker, done: Callable[[], bool], *, timeout: float
+    broker: CredentialBroker, events: Events, reached: Callable[[], bool], *, seconds: float
 ) -> None:
-    """Run the broker's maintenance loop until ``done()`` holds or ``timeout`` passes."""
+    """Run the broker's maintenance loop until an event makes ``reached()`` true, or ``seconds``."""
+    done = anyio.Event()
+    events.waiters.append((reached, done))
     async with anyio.create_task_group() as group:
         group.start_soon(broker.maintain)
-        deadline = time.monotonic() + timeout
-        while not done() and time.monotonic() < deadline:
-            await anyio.sleep(0.1)
+        with anyio.move_on_after(seconds):
+            await done.wait()
         group.cancel_scope.cancel()
 
 
@@ -128,7 +143,8 @@ async def test_both_keys_share_one_lease_and_the_issued_role_logs_in(database: D
         assert issued["lease"].startswith("database/creds/agent-share/…")
         assert issued["renewable"] is True
         assert await login(database.postgres, user, password) == user
-        assert user.startswith("v-") and password not in repr(events.items)
+        assert user.startswith("v-")
+        assert password not in repr(events.items)
     finally:
         await broker.close()
 
@@ -151,16 +167,17 @@ async def test_close_revokes_the_lease_and_the_role_is_dropped(database: Databas
 
 @pytest.mark.anyio
 async def test_lease_is_renewed_and_the_same_role_keeps_logging_in(database: Database) -> None:
-    """A 4 s lease kept alive by the maintenance loop past 6 s: renewed, same role, VALID UNTIL moved."""
+    """A 4 s lease outlives 6 s: renewed in the background, same role, its VALID UNTIL moved."""
     broker, view, events = make_broker(database, "agent-renew", default_ttl="4s", max_ttl="1m")
     postgres = database.postgres
     try:
         user, password = await credentials(view)
         first_deadline = valid_until(postgres, user)
-        started = time.monotonic()
-        await maintain_until(broker, lambda: time.monotonic() - started > 6.2, timeout=7)
+        with anyio.move_on_after(6.2):
+            await broker.maintain()
         assert len(events.of("renewed")) >= 2, events.items
-        assert events.of("rotated") == [] and events.of("failed") == []
+        assert events.of("rotated") == []
+        assert events.of("failed") == []
         assert await credentials(view) == (user, password)
         assert broker.fetch_count == 1
         assert await login(postgres, user, password) == user
@@ -174,25 +191,93 @@ async def test_lease_is_renewed_and_the_same_role_keeps_logging_in(database: Dat
 async def test_lease_is_replaced_before_max_ttl_and_the_old_role_dropped(
     database: Database,
 ) -> None:
-    """Near max_ttl (8 s) the broker issues a new role, then revokes the old one after the overlap."""
+    """Near max_ttl (8 s) a new role is issued, and the old one revoked after a short overlap."""
     broker, view, events = make_broker(database, "agent-rotate", default_ttl="4s", max_ttl="8s")
     postgres = database.postgres
     try:
         old_user, old_password = await credentials(view)
-        await maintain_until(
-            broker,
-            lambda: bool(events.of("rotated")) and bool(events.of("revoked")),
-            timeout=10,
-        )
+        await maintain_until(broker, events, lambda: bool(events.of("revoked")), seconds=10)
         (rotated,) = events.of("rotated")
         assert rotated["key"] == list(KEYS)
         (revoked,) = events.of("revoked")
         assert revoked["lease"] == events.of("issued")[0]["lease"] != rotated["lease"]
         new_user, new_password = await credentials(view)
-        assert new_user != old_user and new_password != old_password
+        assert new_user != old_user
+        assert new_password != old_password
         assert await login(postgres, new_user, new_password) == new_user
         assert postgres.wait_role_gone(old_user, timeout=2)
         assert broker.fetch_count == 2
     finally:
         await broker.close()
     assert not postgres.role_exists(new_user)
+
+
+# -- through the real server over stdio ------------------------------------------------------
+
+
+def pgprobe_manifest(tmp_path: Path, database: Database) -> Path:
+    """A manifest: module pgprobe, PG_USER/PG_PASSWORD from agent-{agent_id}'s dynamic path."""
+    path = "vault-dynamic:database/creds/agent-{agent_id}"
+    manifest = {
+        "agent_type": "research",
+        "modules": {"pgprobe": {**PGPROBE, "config": {"port": database.postgres.port}}},
+        "credentials": {
+            "source": "env",
+            "vault": {
+                "addr": database.bao.addr,
+                "auth": "token",
+                "token_env": "VAULT_TOKEN",
+                "timeout": 2,
+            },
+            "keys": {"PG_USER": f"{path}#username", "PG_PASSWORD": f"{path}#password"},
+        },
+    }
+    target = tmp_path / "pgprobe.yml"
+    target.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return target
+
+
+@pytest.mark.stdio
+def test_server_logs_in_with_a_leased_role_and_revokes_it_on_exit(
+    database: Database, tmp_path: Path
+) -> None:
+    """Over stdio a tool logs in with the leased role; on exit the role is gone and never shown."""
+    role = f"agent-{AGENT_ID}"
+    database.add_role(role, default_ttl="1m", max_ttl="5m")
+    home = tmp_path / "home"
+    env = child_env(
+        home, AGENT_ID=AGENT_ID, AGENT_TYPE="research", VAULT_TOKEN=database.token(role)
+    )
+    before = database.postgres.issued_credentials()
+    server = RawServer.start(
+        ["--manifest", str(pgprobe_manifest(tmp_path, database))], env=env, cwd=tmp_path
+    )
+    try:
+        server.handshake()
+        first = server.ask(call(10, "pgprobe_whoami"))["result"]["structuredContent"]
+        second = server.ask(call(11, "pgprobe_whoami"))["result"]["structuredContent"]
+        # The test learns the values from PostgreSQL's statement log, never from the agent's side.
+        issued = database.postgres.issued_credentials().items() - before.items()
+        ((user, password),) = issued
+        assert database.postgres.role_exists(user)
+        assert server.close() == 0
+    finally:
+        server.kill()
+    assert first == second == {"user_sha256": sha256(user), "rows": len(ROWS)}
+    assert not database.postgres.role_exists(user), "the lease must be revoked at shutdown"
+    audit_text = (home / "state" / "scoped-mcp" / "audit" / f"{AGENT_ID}.jsonl").read_text()
+    outputs = {
+        "stdout": "".join(server.stdout_lines),
+        "stderr": server.stderr(),
+        "audit": audit_text,
+    }
+    for where, text in outputs.items():
+        assert user not in text, where
+        assert password not in text, where
+    records = [json.loads(line) for line in audit_text.splitlines()]
+    credential = {r["action"]: r for r in records if r["event"] == "credential"}
+    for action in ("issued", "revoked"):
+        assert credential[action]["key"] == list(KEYS)
+        assert credential[action]["backend"] == "vault-dynamic"
+        assert credential[action]["source"] == f"vault-dynamic:database/creds/{role}"
+    assert credential["issued"]["lease"] == credential["revoked"]["lease"]
