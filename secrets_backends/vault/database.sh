@@ -64,8 +64,9 @@ allowed=$(IFS=,; echo "$*")
 connection_exists=0
 if previous=$("$BAO" read -field=allowed_roles "$MOUNT/config/$DB_CONNECTION" 2>/dev/null); then
   connection_exists=1
-  previous=$(echo "$previous" | tr -d '[]' | tr ' ' ',')
-  allowed=${previous:+$previous,}$allowed
+  # bao prints the list as [a b c]; merge it with the new roles, each once.
+  allowed=$({ echo "$previous" | tr -d '[]' | tr ' ' '\n'; printf '%s\n' "$@"; } |
+    awk 'NF && !seen[$0]++' | paste -sd, -)
 fi
 
 if [ -n "${PG_ADMIN_PASSWORD_FILE:-}${PG_ADMIN_PASSWORD:-}" ]; then

@@ -123,6 +123,28 @@ def test_database_script_configures_an_engine_that_issues_login_roles(database: 
     assert database.postgres.wait_role_gone(user)
 
 
+def test_database_script_rerun_adds_roles_to_the_connection_once(database: Database) -> None:
+    """Re-running database.sh without a password keeps the connection and lists each role once."""
+    database.add_role("agent-smoke", default_ttl="30s", max_ttl="60s")
+    database.add_role("agent-extra", default_ttl="30s", max_ttl="60s")
+    allowed = database.bao.admin.read("database/config/postgresql")["data"]["allowed_roles"]
+    assert set(database.roles) <= set(allowed)
+    assert len(allowed) == len(set(allowed))
+    policy = database.bao.admin.sys.read_policy("scoped-mcp-db-agent-extra")["data"]["rules"]
+    assert 'path "database/creds/agent-extra"' in policy
+    assert 'path "sys/leases/revoke/database/creds/agent-extra/*"' in policy
+
+
+def test_database_script_refuses_bad_names_and_a_missing_connection(database: Database) -> None:
+    """database.sh exits 2 with a reason for an unsafe role name, or no connection to extend."""
+    bad = database.run_script('agent"; DROP ROLE x; --')
+    assert bad.returncode == 2
+    assert "must be lowercase letters, digits, - and _" in bad.stderr
+    empty = database.run_script("agent-x", MOUNT="db-empty")
+    assert empty.returncode == 2
+    assert "no connection db-empty/config/postgresql yet" in empty.stderr
+
+
 def test_rotated_root_password_is_known_only_to_openbao(database: Database) -> None:
     """With ROTATE_ROOT=1 the password given to database.sh no longer logs in."""
     postgres = database.postgres
