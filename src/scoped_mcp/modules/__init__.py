@@ -5,5 +5,6 @@ from __future__ import annotations
 BUILTIN: dict[str, str] = {
     "filesystem": "scoped_mcp.modules.filesystem:FilesystemModule",
     "sqlite": "scoped_mcp.modules.sqlite:SqliteModule",
+    "ntfy": "scoped_mcp.modules.ntfy:NtfyModule",
 }
 """Built-in module name -> 'module:Class'. Imported only when a manifest names them."""
