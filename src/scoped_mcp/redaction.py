@@ -18,34 +18,48 @@ from urllib.parse import quote, quote_plus
 from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError
 
+from scoped_mcp.credentials.lease import wipe
 from scoped_mcp.errors import BackendError
 
 REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 4
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+_WORD = re.compile(r"[A-Za-z0-9_]*")
 
 
 def encodings(secret: str) -> set[str]:
     """The forms in which ``secret`` could plausibly appear in text."""
-    raw = secret.encode("utf-8")
-    b64 = base64.b64encode(raw).decode("ascii")
-    url64 = base64.urlsafe_b64encode(raw).decode("ascii")
-    forms = {
-        secret,
-        b64,
-        b64.rstrip("="),
-        url64,
-        url64.rstrip("="),
-        quote(secret, safe=""),
-        quote_plus(secret, safe=""),
-        raw.hex(),
-        raw.hex().upper(),
-        # Escaped forms differ from the raw one only for quotes, backslashes, controls, non-ASCII:
-        # a JSON body or a %r in a log message would otherwise carry the value past the scrub.
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        repr(secret)[1:-1],
-    }
+    raw = bytearray(secret, "utf-8")
+    try:
+        b64 = base64.b64encode(raw).decode("ascii")
+        url64 = base64.urlsafe_b64encode(raw).decode("ascii")
+        forms = {
+            secret,
+            b64,
+            b64.rstrip("="),
+            url64,
+            url64.rstrip("="),
+            raw.hex(),
+            raw.hex().upper(),
+        }
+    finally:
+        wipe(raw)
+    # The forms below equal the raw one for the usual token alphabet; computing them anyway would
+    # only leave more unwipeable copies of the secret in freed memory.
+    if not _UNRESERVED.fullmatch(secret):
+        forms |= {quote(secret, safe=""), quote_plus(secret, safe="")}
+    if not (secret.isascii() and secret.isprintable()) or any(c in secret for c in "\"'\\"):
+        # A JSON body or a %r in a log message would otherwise carry the value past the scrub.
+        forms |= {
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            repr(secret)[1:-1],
+        }
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _escape(form: str) -> str:
+    return form if _WORD.fullmatch(form) else re.escape(form)
 
 
 class Redactor:
@@ -70,7 +84,7 @@ class Redactor:
         with self._lock:
             self._forms |= new
             ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
+            self._pattern = re.compile("|".join(_escape(form) for form in ordered))
 
     def scrub(self, text: str) -> str:
         """``text`` with every registered secret form replaced."""

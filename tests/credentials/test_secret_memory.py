@@ -247,9 +247,9 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.anyio
 async def test_plaintext_copies_in_this_process(tmp_path: Path) -> None:
-    """A file secret, fetched, sealed and used through ``use()`` in this process: the sealed
-    cache and the wiped call buffer hold no plaintext, the only live copies are the redactor's,
-    and calls that read ``bytes_view`` add none."""
+    """A file secret, fetched, sealed and used through ``use()`` in this process: the preflight
+    keeps no copy, the sealed cache and the wiped call buffer hold none, the only live copies are
+    the redactor's, fetching leaves (almost) no stray copy, and ``bytes_view`` calls add none."""
     import httpx2
 
     from scoped_mcp.credentials.backends.file import FileBackend
@@ -292,7 +292,10 @@ async def test_plaintext_copies_in_this_process(tmp_path: Path) -> None:
         )
         view = ModuleCredentials(broker, "m", frozenset())
         assert check_plans(plans, {"file": backend})[0].usable
-        assert take("after preflight").live == 0, "the preflight kept a plaintext copy"
+        preflight = take("after preflight")
+        assert preflight.live == 0, "the preflight kept a plaintext copy"
+        # What PyYAML leaves of a parse (its reader buffer, scalar chunks, the decoded file).
+        assert preflight.stray <= 3, "reading the secrets file left more copies than YAML's own"
 
         async with view.use("API_TOKEN") as plain:
             buffer = plain._buffer
@@ -303,6 +306,7 @@ async def test_plaintext_copies_in_this_process(tmp_path: Path) -> None:
         _, entry = await broker.entry("m", "API_TOKEN")
         assert all(secret.prefix not in s.ciphertext for s in entry.fields.values())
         assert set(after_fetch.held) <= {"Redactor._forms", "Redactor pattern"}, after_fetch.held
+        assert after_fetch.stray <= 1, "fetching, registering and sealing left stray copies"
 
         for _ in range(20):
             async with view.use("API_TOKEN") as plain:

@@ -15,10 +15,12 @@ from typing import ClassVar
 import yaml
 
 from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
+from scoped_mcp.credentials.lease import wipe
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
+    BackendUnavailable,
     CredentialError,
     InsecureSource,
     SecretNotFound,
@@ -74,16 +76,24 @@ class FileBackend(StaticBackend):
                 f"secrets file {path} cannot be opened ({os.strerror(exc.errno or 0)}); "
                 "symbolic links are not followed"
             ) from None
+        # Read into a buffer that is wiped once parsed: os.read() would leave unwipeable bytes.
+        raw = bytearray()
         try:
-            self._check_private(fd, path)
-            raw = os.read(fd, MAX_SECRETS_FILE_BYTES + 1)
+            size_hint = self._check_private(fd, path)
+            raw = bytearray(min(size_hint, MAX_SECRETS_FILE_BYTES) + 1)
+            size = os.readv(fd, [raw])
+            if size > MAX_SECRETS_FILE_BYTES:
+                raise BackendMisconfigured(f"secrets file {path} is larger than 1 MiB")
+            if size == len(raw):
+                raise BackendUnavailable(f"secrets file {path} changed while it was read")
+            with memoryview(raw) as view:
+                return self._parse(view[:size], path)
         finally:
             os.close(fd)
-        if len(raw) > MAX_SECRETS_FILE_BYTES:
-            raise BackendMisconfigured(f"secrets file {path} is larger than 1 MiB")
-        return self._parse(raw, path)
+            wipe(raw)
 
-    def _check_private(self, fd: int, path: str) -> None:
+    def _check_private(self, fd: int, path: str) -> int:
+        """Refuse a file others can read or we do not own; return its size."""
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise BackendMisconfigured(f"secrets file {path} is not a regular file")
@@ -96,19 +106,19 @@ class FileBackend(StaticBackend):
             problems.append(f"mode {stat.S_IMODE(info.st_mode):04o} lets others read it")
             fixes.append(f"chmod 600 {path}")
         if not problems:
-            return
+            return info.st_size
         if self._allow_insecure:
             _log.warning(
                 "reading an insecure secrets file (unsafe_allow_insecure_file is set)",
                 extra={"path": path, "problems": problems},
             )
-            return
+            return info.st_size
         raise InsecureSource(f"secrets file {path}: {'; '.join(problems)}", fix="; ".join(fixes))
 
     @staticmethod
-    def _parse(raw: bytes, path: str) -> dict[str | None, str]:
+    def _parse(raw: memoryview, path: str) -> dict[str | None, str]:
         try:
-            data = yaml.safe_load(raw.decode("utf-8"))
+            data = yaml.safe_load(str(raw, "utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError):
             # The parser's message can quote the offending line, which may hold a secret.
             raise BackendMisconfigured(
