@@ -104,7 +104,10 @@ def scan():
     return sorted(found)
 
 for command in sys.stdin.buffer:
-    sys.stdout.write(" ".join(str(a) for a in scan()) + "\n")
+    try:
+        sys.stdout.write(" ".join(str(a) for a in scan()) + "\n")
+    except OSError as exc:
+        sys.stdout.write(f"error {type(exc).__name__}\n")
     sys.stdout.flush()
 """
 
@@ -144,6 +147,8 @@ class Scanner:
         os.write(self._in, b"scan\n")
         line = self._out.readline()
         assert line, "the scanner exited"
+        if line.startswith(b"error"):
+            raise PermissionError(f"cannot read the process's memory ({line.decode().strip()})")
         return [int(a) for a in line.split()]
 
     def close(self) -> None:
