@@ -143,6 +143,12 @@ class Bao:
             process.kill()
             process.wait(timeout=5)
 
+    def unseal(self) -> None:
+        """Unseal with the dev server's single unseal key (it prints it in its log)."""
+        log = (self.workdir / "bao.log").read_text()
+        key = log.split("Unseal Key: ", 1)[1].split()[0]
+        self.admin.sys.submit_unseal_key(key)
+
     def pause(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)

@@ -13,10 +13,11 @@ Invariants this file keeps:
   capped by max_ttl.
 - ``close`` revokes every token this backend obtained by AppRole login. A token given with
   ``auth: token`` belongs to the operator and is never revoked.
-- hvac and requests errors become ``CredentialError``s in ``_vault_errors`` only; no message
-  carries a response body or an exception text.
+- hvac and requests errors become ``CredentialError``s in ``vault_http._vault_errors`` only; no
+  message carries a response body or an exception text.
 
-The token's lifecycle lives in ``vault_auth.py``; this file reads secrets and manages leases.
+The token's lifecycle lives in ``vault_auth.py``, HTTP and error mapping in ``vault_http.py``;
+this file reads secrets and manages leases.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from scoped_mcp.credentials.backends.interface import Fetched, Finding
-from scoped_mcp.credentials.backends.vault_auth import (
-    INSTALL_FIX,
-    Connection,
-    TokenKeeper,
-    policy_fix,
-)
+from scoped_mcp.credentials.backends.vault_auth import TokenKeeper
+from scoped_mcp.credentials.backends.vault_http import INSTALL_FIX, Connection, policy_fix
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (

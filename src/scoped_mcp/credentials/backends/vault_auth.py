@@ -1,12 +1,12 @@
-"""The Vault backend's connection and its own token: explicit, sealed, renewed, revoked.
+"""The Vault backend's own token: explicit, sealed, renewed, re-acquired, revoked.
 
-``Connection`` sends one request with an explicitly given token and maps every hvac/requests
-failure to a ``CredentialError`` (``_vault_errors``, the one boundary). ``TokenKeeper`` owns the
-broker's token: it logs in lazily (``auth: token`` reads the token; ``auth: approle`` reads the
-role-id and, once, the secret-id, unwrapping it when it is a response-wrapping token), renews the
-token at about two thirds of its TTL, logs in again when renewal is refused or capped by max_ttl,
-and at ``close`` revokes what it obtained by login. Everything secret it holds is sealed; a lock
-guards the token state, so the broker may call it from several threads.
+``TokenKeeper`` owns the broker's token and sends requests with it through ``Connection``
+(``vault_http.py``, where hvac errors are mapped). It logs in lazily (``auth: token`` reads the
+token; ``auth: approle`` reads the role-id and, once, the secret-id, unwrapping it when it is a
+response-wrapping token), renews the token at about two thirds of its TTL, logs in again when
+renewal is refused or capped by max_ttl, and at ``close`` revokes what it obtained by login.
+Everything secret it holds is sealed; a lock guards the token state, so the broker may call it
+from several threads.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from scoped_mcp.credentials.backends.vault_http import Connection
 from scoped_mcp.credentials.lease import SealedSecret, Sealer
 from scoped_mcp.errors import (
     AccessDenied,
@@ -32,114 +32,10 @@ from scoped_mcp.manifest import VaultSpec
 
 _log = logging.getLogger("scoped_mcp.credentials.backends.vault")
 EventSink = Callable[..., None]
-INSTALL_FIX = "pip install 'scoped-mcp[vault]'"
 RENEW_FRACTION = 2 / 3
 CAPPED_FRACTION = 2 / 3
 """A renewal that grants less than this share of the login TTL is capped by max_ttl."""
 MAX_INPUT_BYTES = 64 * 1024
-
-
-def policy_fix(api_path: str, capability: str) -> str:
-    """The policy line that grants ``capability`` on ``api_path``."""
-    return (
-        f'add to the policy of the broker\'s token: path "{api_path}" '
-        f'{{ capabilities = ["{capability}"] }}'
-    )
-
-
-@contextmanager
-def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
-    """Turn hvac and requests failures into ours; no response text or exception text crosses."""
-    import hvac.exceptions as vault
-    import requests
-
-    try:
-        yield
-    except vault.InvalidPath:
-        raise SecretNotFound(f"nothing at {api_path} in vault at {addr}") from None
-    except (vault.Forbidden, vault.Unauthorized):
-        raise AccessDenied(
-            f"vault at {addr} denied {capability} on {api_path}",
-            fix=policy_fix(api_path, capability),
-        ) from None
-    except (vault.VaultDown, vault.VaultNotInitialized):
-        raise BackendUnavailable(
-            f"vault sealed at {addr}", fix="unseal it (bao operator unseal); calls recover then"
-        ) from None
-    except vault.InvalidRequest:
-        raise BackendMisconfigured(
-            f"vault at {addr} rejected the request to {api_path} (HTTP 400)"
-        ) from None
-    except vault.VaultError as exc:
-        raise BackendUnavailable(
-            f"vault at {addr} failed the request to {api_path} ({type(exc).__name__})"
-        ) from None
-    except requests.exceptions.SSLError:
-        raise BackendMisconfigured(
-            f"TLS verification failed for vault at {addr}",
-            fix="set credentials.vault.ca_cert to the CA that signed vault's certificate",
-        ) from None
-    except requests.RequestException:
-        raise BackendUnavailable(
-            f"vault unreachable at {addr}",
-            fix=f"start vault/OpenBao at {addr}, or correct credentials.vault.addr",
-        ) from None
-    except (KeyError, TypeError, ValueError):
-        raise BackendUnavailable(
-            f"vault at {addr} sent an unexpected answer for {api_path}"
-        ) from None
-
-
-class Connection:
-    """Sends single requests to one Vault/OpenBao server, the token always passed explicitly."""
-
-    def __init__(self, spec: VaultSpec, addr: str) -> None:
-        import hvac
-        import requests
-
-        self.addr = addr
-        self._hvac: Any = hvac
-        self._spec = spec
-        self._session = requests.Session()
-        # No proxy, netrc credentials or CA bundle from the environment: only the manifest counts.
-        self._session.trust_env = False
-
-    def __repr__(self) -> str:
-        return f"Connection({self.addr!r})"
-
-    def request(
-        self,
-        method: str,
-        api_path: str,
-        *,
-        token: str,
-        capability: str = "read",
-        json: Mapping[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """One request; ``token`` is explicit ("" for none). Returns the JSON answer or None."""
-        client = self._hvac.Client(
-            url=self.addr,
-            token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
-            verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
-            timeout=self._spec.timeout,
-            namespace=self._spec.namespace,
-            session=self._session,
-        )
-        try:
-            with _vault_errors(self.addr, api_path, capability):
-                answer = client.adapter.request(
-                    method,
-                    f"/v1/{api_path}",
-                    json=dict(json) if json is not None else None,
-                    params=dict(params) if params is not None else None,
-                )
-                return answer if isinstance(answer, dict) else None
-        finally:
-            client.adapter.token = None
-
-    def close(self) -> None:
-        self._session.close()
 
 
 @dataclass(frozen=True, slots=True, repr=False)

@@ -1,0 +1,131 @@
+"""The Vault backend's HTTP side: one request at a time, the token always explicit.
+
+``Connection.request`` builds a short-lived hvac client per request with the token passed as a
+``str`` (``""`` for none): ``hvac.Client(token=None)`` would read ``$VAULT_TOKEN`` or
+``~/.vault-token`` instead. ``_vault_errors`` is the one place hvac and requests failures become
+``CredentialError``s; no response body or exception text crosses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from scoped_mcp.errors import (
+    AccessDenied,
+    BackendMisconfigured,
+    BackendUnavailable,
+    SecretNotFound,
+)
+from scoped_mcp.manifest import VaultSpec
+
+INSTALL_FIX = "pip install 'scoped-mcp[vault]'"
+
+
+def policy_fix(api_path: str, capability: str) -> str:
+    """The policy line that grants ``capability`` on ``api_path``."""
+    return (
+        f'add to the policy of the broker\'s token: path "{api_path}" '
+        f'{{ capabilities = ["{capability}"] }}'
+    )
+
+
+@contextmanager
+def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
+    """Turn hvac and requests failures into ours; no response text or exception text crosses."""
+    import hvac.exceptions as vault
+    import requests
+
+    try:
+        yield
+    except vault.InvalidPath:
+        raise SecretNotFound(f"nothing at {api_path} in vault at {addr}") from None
+    except (vault.Forbidden, vault.Unauthorized):
+        raise AccessDenied(
+            f"vault at {addr} denied {capability} on {api_path}",
+            fix=policy_fix(api_path, capability),
+        ) from None
+    except (vault.VaultDown, vault.VaultNotInitialized):
+        raise BackendUnavailable(
+            f"vault sealed at {addr}", fix="unseal it (bao operator unseal); calls recover then"
+        ) from None
+    except vault.InvalidRequest:
+        raise BackendMisconfigured(
+            f"vault at {addr} rejected the request to {api_path} (HTTP 400)"
+        ) from None
+    except vault.VaultError as exc:
+        raise BackendUnavailable(
+            f"vault at {addr} failed the request to {api_path} ({type(exc).__name__})"
+        ) from None
+    except requests.exceptions.SSLError:
+        raise BackendMisconfigured(
+            f"TLS verification failed for vault at {addr}",
+            fix="set credentials.vault.ca_cert to the CA that signed vault's certificate",
+        ) from None
+    except requests.RequestException:
+        raise BackendUnavailable(
+            f"vault unreachable at {addr}",
+            fix=f"start vault/OpenBao at {addr}, or correct credentials.vault.addr",
+        ) from None
+    except (KeyError, TypeError, ValueError):
+        raise BackendUnavailable(
+            f"vault at {addr} sent an unexpected answer for {api_path}"
+        ) from None
+
+
+class Connection:
+    """Sends single requests to one Vault/OpenBao server, the token always passed explicitly."""
+
+    def __init__(self, spec: VaultSpec, addr: str) -> None:
+        import hvac
+        import requests
+
+        self.addr = addr
+        self._hvac: Any = hvac
+        self._spec = spec
+        self._session = requests.Session()
+        # No proxy, netrc credentials or CA bundle from the environment: only the manifest counts.
+        self._session.trust_env = False
+
+    def __repr__(self) -> str:
+        return f"Connection({self.addr!r})"
+
+    def request(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        token: str,
+        capability: str = "read",
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One request; ``token`` is explicit ("" for none). Returns the JSON answer or None."""
+        client = self._hvac.Client(
+            url=self.addr,
+            token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
+            verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
+            timeout=self._spec.timeout,
+            namespace=self._spec.namespace,
+            session=self._session,
+        )
+        try:
+            with _vault_errors(self.addr, api_path, capability):
+                answer = client.adapter.request(
+                    method,
+                    f"/v1/{api_path}",
+                    json=dict(json) if json is not None else None,
+                    params=dict(params) if params is not None else None,
+                )
+                if isinstance(answer, dict):
+                    return answer
+                # A body-less answer (204): release its connection now. Vault finishes a
+                # revoke-self only once the connection that asked for it is closed or reused.
+                answer.close()
+                return None
+        finally:
+            client.adapter.token = None
+
+    def close(self) -> None:
+        self._session.close()
