@@ -35,6 +35,7 @@ stdio = [pytest.mark.anyio, pytest.mark.stdio]
 
 TOOLS = [
     "leaky_echo",
+    "leaky_ping",
     "leaky_echo_json",
     "leaky_echo_error",
     "leaky_echo_headers",
