@@ -68,10 +68,10 @@ def find_bindir() -> Path | None:
     return None
 
 
-def run_as() -> tuple[list[str], str | None]:
+def run_as() -> list[str]:
     """The command prefix that drops root to the ``postgres`` user (none when not root)."""
     if os.geteuid() != 0:
-        return [], None
+        return []
     runuser = shutil.which("runuser")
     try:
         pwd.getpwnam("postgres")
@@ -79,7 +79,7 @@ def run_as() -> tuple[list[str], str | None]:
         pytest.skip("running as root needs a 'postgres' user to run PostgreSQL as")
     if runuser is None:
         pytest.skip("running as root needs runuser (util-linux) to run PostgreSQL as 'postgres'")
-    return [runuser, "-u", "postgres", "--"], "postgres"
+    return [runuser, "-u", "postgres", "--"]
 
 
 @dataclass
@@ -282,7 +282,7 @@ def postgres() -> Iterator[Postgres]:
     bindir = find_bindir()
     if bindir is None:
         pytest.skip(INSTALL)
-    prefix, _user = run_as()
+    prefix = run_as()
     cluster = Postgres(bindir, _pg_workdir(prefix), prefix)
     try:
         cluster.init()
