@@ -6,6 +6,7 @@ BUILTIN: dict[str, str] = {
     "filesystem": "scoped_mcp.modules.filesystem:FilesystemModule",
     "sqlite": "scoped_mcp.modules.sqlite:SqliteModule",
     "ntfy": "scoped_mcp.modules.ntfy:NtfyModule",
+    "smtp": "scoped_mcp.modules.smtp:SmtpModule",
     "matrix": "scoped_mcp.modules.matrix:MatrixModule",
     "slack_webhook": "scoped_mcp.modules.slack_webhook:SlackWebhookModule",
     "discord_webhook": "scoped_mcp.modules.discord_webhook:DiscordWebhookModule",
