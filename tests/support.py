@@ -85,6 +85,9 @@ async def running_server(
             env=env,
             cwd=str(home),
             log_file=stderr_file,
+            # One server per context, as an agent host runs it: closing the client closes the
+            # server's stdin and waits for it to exit (shutdown, revocation, server_stop).
+            keep_alive=False,
         )
         async with Client(transport) as client:
             yield ServerHandle(client=client, stderr_path=stderr_path, audit_path=audit_path)

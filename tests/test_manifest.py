@@ -164,7 +164,9 @@ def test_unknown_module_lists_builtins_with_file_and_line(tmp_path: Path) -> Non
     )
     message = _error(path)
     assert f"{path}:5: modules.redis: unknown module 'redis'" in message
-    assert "filesystem, sqlite" in message
+    assert "built-in modules (" in message
+    assert "filesystem" in message
+    assert "sqlite" in message
     assert "scoped_mcp.modules" in message
 
 

@@ -373,7 +373,7 @@ REFUSALS: dict[str, Refusal] = {
     "unknown-module": Refusal(
         "agent_type: build\nmodules:\n  redis: {}\n",
         _ID,
-        ("{M}:3: modules.redis: unknown module 'redis'", "filesystem, sqlite"),
+        ("{M}:3: modules.redis: unknown module 'redis'", "built-in modules (", "sqlite"),
     ),
     "unknown-top-level-key": Refusal(
         GOOD + "colour: red\n", _ID, ("{M}:6: colour: unknown field; allowed here:", "modules")
