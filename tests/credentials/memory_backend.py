@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from scoped_mcp.credentials.backends.interface import Fetched, Finding
 from scoped_mcp.credentials.lease import LeaseInfo
@@ -74,3 +74,7 @@ class MemoryBackend:
 
     def close(self) -> None:
         self.closed = True
+
+    def attach_events(self, sink: Any) -> None:
+        """Keep the broker's sink, so a test can send backend events (a token re-login)."""
+        self.sink = sink

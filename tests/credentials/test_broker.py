@@ -208,3 +208,30 @@ async def test_lease_capped_by_max_ttl_is_replaced_early_and_old_one_revoked() -
     assert "rotated" in [a for a, _ in events]
     assert "db/creds/ro/1" in backend.revoked
     await broker.close()
+
+
+async def test_replaced_backend_token_moves_leases_to_the_new_token() -> None:
+    """When the backend's own token is replaced, its leases are re-issued at once, old revoked."""
+    import time
+
+    backend = MemoryBackend(lease_ttl=30)
+    backend.sources["db/creds/ro"] = {"password": "pw"}
+    backend.dynamic.add("db/creds/ro")
+    events: list[tuple[str, dict[str, object]]] = []
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events)
+    broker._clock = time.monotonic
+    view = ModuleCredentials(broker, "mod", frozenset())
+    async with anyio.create_task_group() as group:
+        group.start_soon(broker.maintain)
+        first = view["PW"]
+        backend.sink("token_login", replaces="old-accessor")
+        for _ in range(100):  # up to 5 s
+            if view["PW"] != first:
+                break
+            await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    assert view["PW"] != first
+    assert "rotated" in [a for a, _ in events]
+    assert ("token_login", {"replaces": "old-accessor"}) in events
+    await broker.close()
+    assert "db/creds/ro/1" in backend.revoked

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from scoped_mcp.credentials.backends.interface import Fetched, SecretBackend
@@ -60,6 +61,7 @@ class _Entry:
     lease: LeaseInfo | None = None
     renew_at: float = float("inf")
     retired: list[LeaseInfo] = field(default_factory=list)
+    force_rotate: bool = False
 
     def live(self, now: float) -> bool:
         return now < self.expires_at
@@ -92,12 +94,36 @@ class CredentialBroker:
         self._cache: dict[tuple[str, str], _Entry] = {}
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
+        self._token_replaced: set[int] = set()
         self.fetch_count = 0
         for backend in {id(b): b for b in backends.values()}.values():
             # Backends with events of their own (Vault's token login, renewal, revocation).
             attach = getattr(backend, "attach_events", None)
             if attach is not None:
-                attach(self._emit)
+                attach(self._backend_sink(backend))
+
+    def _backend_sink(self, backend: SecretBackend) -> EventSink:
+        """Forward a backend's own events; a replaced token means its leases must move.
+
+        Vault ties every lease to the token that created it: when the broker's token is replaced
+        (re-login past max_ttl), leases issued under the old one die with it, so they are
+        re-issued under the new token at once, with the usual overlap.
+        """
+
+        def sink(action: str, **fields: Any) -> None:
+            self._emit(action, **fields)
+            if action == "token_login" and fields.get("replaces"):
+                self._token_replaced.add(id(backend))
+                self._poke()
+
+        return sink
+
+    def _poke(self) -> None:
+        """Wake the maintenance loop, from its own thread or a worker thread."""
+        try:
+            anyio.from_thread.run_sync(self._wake.set)
+        except RuntimeError:
+            self._wake.set()
 
     def __repr__(self) -> str:
         return f"CredentialBroker(<{len(self._cache)} sealed sources>)"
@@ -235,6 +261,7 @@ class CredentialBroker:
         """Renew and rotate leases, and let backends renew their own tokens, until cancelled."""
         while True:
             now = self._clock()
+            self._flag_token_replacements(now)
             due = [e for e in self._cache.values() if e.lease is not None and e.renew_at <= now]
             for entry in due:
                 await self._renew_or_rotate(entry)
@@ -246,6 +273,18 @@ class CredentialBroker:
             self._wake = anyio.Event()
             with anyio.move_on_after(delay):
                 await self._wake.wait()
+
+    def _flag_token_replacements(self, now: float) -> None:
+        if not self._token_replaced:
+            return
+        replaced, self._token_replaced = self._token_replaced, set()
+        for entry in self._cache.values():
+            if entry.lease is None:
+                continue
+            backend = self.backend_for(self._plan_for_entry(entry).ref)
+            if id(backend) in replaced:
+                entry.force_rotate = True
+                entry.renew_at = now
 
     async def _maintain_backends(self) -> None:
         for backend in {id(b): b for b in self._backends.values()}.values():
@@ -267,6 +306,10 @@ class CredentialBroker:
         for old in list(entry.retired):
             await self._revoke(backend, old, plan)
             entry.retired.remove(old)
+        if entry.force_rotate:
+            entry.force_rotate = False
+            await self._rotate(plan, entry, lease)
+            return
         renewed: LeaseInfo | None = None
         if lease.renewable:
             try:
