@@ -79,12 +79,13 @@ async def test_kv2_approle_calls_see_the_secret_only_as_a_digest(
             "other-" + value
         )
         assert await server.call("vaulted_whoami_token_len") == len(value)
+        # While the server runs: at exit it revokes the token it logged in for.
+        (login,) = token_events(server.audit_records(), "token_login")
+        info = bao.lookup_accessor(login["accessor"])
     assert value not in server.stderr()
     assert value not in server.audit_path.read_text()
-    (login,) = token_events(server.audit_records(), "token_login")
     assert login["backend"] == "vault"
     assert login["auth"] == "approle"
-    info = bao.lookup_accessor(login["accessor"])
     assert info is not None
     assert info["meta"]["role_name"] == "scoped-mcp-research"
 
