@@ -30,7 +30,6 @@ import os
 import re
 import sqlite3
 import stat
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
@@ -39,14 +38,13 @@ import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scoped_mcp.errors import (
-    BackendError,
     ConfigError,
     InvalidArgument,
-    ScopeViolation,
-    ToolCallError,
 )
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._sqlite_errors import map_error
+from scoped_mcp.modules._sqlite_policy import Guard
 from scoped_mcp.scoping import PerAgentFile
 
 T = TypeVar("T")
@@ -60,47 +58,6 @@ MIN_VALUE_BYTES: Final = 1024 * 1024
 _PROGRESS_STEPS: Final = 1000
 _FETCH_BATCH: Final = 100
 _MAX_MESSAGE: Final = 200
-
-DENIED_FUNCTIONS: Final = frozenset(
-    {"load_extension", "fts3_tokenizer", "readfile", "writefile", "edit", "fsdir"}
-)
-"""Functions refused in every mode: they load code, leak pointers or touch other files."""
-
-READ_PRAGMAS: Final = frozenset(
-    {
-        "application_id", "collation_list", "data_version", "encoding", "foreign_keys",
-        "freelist_count", "function_list", "journal_mode", "module_list", "page_count",
-        "page_size", "pragma_list", "schema_version", "table_list", "user_version",
-    }
-)  # fmt: skip
-"""PRAGMAs allowed without an argument: each reports a setting (an argument would change it)."""
-
-QUERY_PRAGMAS: Final = frozenset(
-    {
-        "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo",
-        "integrity_check", "quick_check", "table_info", "table_xinfo",
-    }
-)  # fmt: skip
-"""PRAGMAs allowed with or without an argument: the argument names what to report on."""
-
-VTABLE_MODULES: Final = frozenset({"fts4", "fts5", "rtree"})
-"""Virtual table modules ``execute`` may create."""
-
-_NO_ATTACH: Final = "ATTACH and VACUUM are not allowed: the agent's database is its only file"
-_ALWAYS_DENIED: Final = {
-    sqlite3.SQLITE_ATTACH: _NO_ATTACH,
-    sqlite3.SQLITE_DETACH: "DETACH is not allowed",
-}
-_NO_TRANSACTION: Final = (
-    "each call is its own transaction; BEGIN, COMMIT, SAVEPOINT are not allowed"
-)
-_WRITE_DENIED: Final = {
-    sqlite3.SQLITE_TRANSACTION: _NO_TRANSACTION,
-    sqlite3.SQLITE_SAVEPOINT: _NO_TRANSACTION,
-}
-_READ_ACTIONS: Final = frozenset(
-    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE}
-)
 
 
 class SqliteConfig(BaseModel):
@@ -129,171 +86,6 @@ class Column(BaseModel):
     type: ColumnType
     primary_key: bool = False
     not_null: bool = False
-
-
-class _Guard:
-    """The per-call policy SQLite consults: authorizer, deadline, and why it last refused."""
-
-    def __init__(self, *, read_only: bool, timeout_ms: int) -> None:
-        self.read_only = read_only
-        self.timeout_ms = timeout_ms
-        self.deadline = time.monotonic() + timeout_ms / 1000
-        self.denied: str | None = None
-        self.write_attempt = False
-        self.timed_out = False
-
-    def progress(self) -> int:
-        """Progress handler: non-zero interrupts the statement once the deadline has passed."""
-        if time.monotonic() > self.deadline:
-            self.timed_out = True
-            return 1
-        return 0
-
-    def authorize(
-        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
-    ) -> int:
-        """Authorizer callback: SQLITE_OK or SQLITE_DENY, recording the reason for a denial."""
-        reason = self._check(action, arg1, arg2)
-        if reason is None:
-            return sqlite3.SQLITE_OK
-        if self.denied is None and not self.write_attempt:
-            if reason:
-                self.denied = reason
-            else:
-                self.write_attempt = True
-        return sqlite3.SQLITE_DENY
-
-    def _check(self, action: int, arg1: str | None, arg2: str | None) -> str | None:
-        """None to allow; a reason to deny; "" for a write refused by a read-only call."""
-        if action in _READ_ACTIONS:
-            return None
-        if action == sqlite3.SQLITE_FUNCTION:
-            return _check_function((arg2 or "").lower())
-        if action == sqlite3.SQLITE_PRAGMA:
-            return _check_pragma((arg1 or "").lower(), arg2)
-        if action in _ALWAYS_DENIED:
-            return _ALWAYS_DENIED[action]
-        if self.read_only:
-            return None if _is_schema_reload(action, arg1) else ""
-        return _check_write(action, arg2)
-
-
-def _is_schema_reload(action: int, table: str | None) -> bool:
-    """True for the schema-table UPDATE SQLite < 3.41 reports when a SELECT opens a virtual table.
-
-    It shows up for ``json_each``, ``pragma_table_info``, ``sqlite_schema`` and the like.
-    Allowing it lets a read-only call run those; it cannot write, because the connection is
-    opened read-only and SQLite refuses to modify the schema table without ``writable_schema``.
-    """
-    return action == sqlite3.SQLITE_UPDATE and table in ("sqlite_master", "sqlite_temp_master")
-
-
-def _check_function(name: str) -> str | None:
-    return f"function {_clip(name, 40)}() is not allowed" if name in DENIED_FUNCTIONS else None
-
-
-def _check_write(action: int, arg2: str | None) -> str | None:
-    if action in _WRITE_DENIED:
-        return _WRITE_DENIED[action]
-    if action == sqlite3.SQLITE_CREATE_VTABLE and (arg2 or "").lower() not in VTABLE_MODULES:
-        return f"virtual table module {_clip(arg2 or '', 40)!r} is not allowed"
-    return None
-
-
-def _check_pragma(name: str, argument: str | None) -> str | None:
-    if name in QUERY_PRAGMAS or (name in READ_PRAGMAS and argument is None):
-        return None
-    if name in READ_PRAGMAS:
-        return f"PRAGMA {name} may be read but not set"
-    return f"PRAGMA {_clip(name, 40)} is not allowed"
-
-
-def _clip(text: str, limit: int = _MAX_MESSAGE) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# -- wording refusals (sqlglot, imported only here) ---------------------------------------------
-
-
-def _statement_kinds(sql: str) -> list[str]:
-    """The kind of each statement in ``sql`` (``SELECT``, ``INSERT``, ...), best effort."""
-    import sqlglot  # lazy: start-up cost matters and only refusals need it
-
-    try:
-        tokens = sqlglot.tokenize(sql, read="sqlite")
-    except Exception:  # noqa: BLE001  (wording only: an untokenizable string has no kind)
-        return []
-    statements: list[list[Any]] = [[]]
-    for token in tokens:
-        if token.token_type.name == "SEMICOLON":
-            statements.append([])
-        else:
-            statements[-1].append(token)
-    return [_kind(statement) for statement in statements if statement]
-
-
-def _kind(tokens: Sequence[Any]) -> str:
-    """The first keyword of a statement; for ``WITH``, of the statement the CTEs feed."""
-    first = str(tokens[0].text).split()[0].upper()
-    if first != "WITH":
-        return first
-    depth = 0
-    for token in tokens[1:]:
-        text = str(token.text).upper()
-        depth += text == "("
-        depth -= text == ")"
-        if depth == 0 and text in ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "VALUES"):
-            return text
-    return "WITH"
-
-
-def _read_only_message(sql: str) -> str:
-    kinds = _statement_kinds(sql)
-    kind = next((k for k in kinds if k not in ("SELECT", "VALUES", "WITH")), "this statement")
-    return f"query is read-only: {kind} is not allowed; use the execute tool to change data"
-
-
-def _one_statement_message(sql: str) -> str:
-    count = len(_statement_kinds(sql))
-    found = f" (found {count})" if count > 1 else ""
-    return f"one statement per call{found}; send each statement in its own call"
-
-
-# -- the one place sqlite3 errors become ours --------------------------------------------------
-
-
-def _map_error(exc: sqlite3.Error, guard: _Guard, sql: str, value_limit: int) -> ToolCallError:
-    """Turn a sqlite3 failure into a short error for the agent; never echoes the SQL."""
-    return _refusal(str(exc), guard, sql) or _failure(exc, guard, value_limit)
-
-
-def _refusal(message: str, guard: _Guard, sql: str) -> ToolCallError | None:
-    """The policy refusals (outcome "denied"), or None when SQLite failed for another reason."""
-    if guard.denied:
-        return ScopeViolation(guard.denied)
-    if guard.write_attempt or "readonly database" in message:
-        return ScopeViolation(_read_only_message(sql))
-    if message.startswith("unsafe use of"):  # trusted_schema=OFF refused a function in a view
-        return ScopeViolation(_clip(message, 80))
-    if "too many attached databases" in message:
-        return ScopeViolation(_NO_ATTACH)
-    if "one statement at a time" in message:
-        return InvalidArgument(_one_statement_message(sql))
-    return None
-
-
-def _failure(exc: sqlite3.Error, guard: _Guard, value_limit: int) -> ToolCallError:
-    message = str(exc)
-    if guard.timed_out or message == "interrupted":
-        return BackendError(f"stopped: the statement ran past the {guard.timeout_ms} ms limit")
-    if isinstance(exc, sqlite3.DataError) or "too big" in message:
-        return InvalidArgument(f"a value or row is larger than the {value_limit}-byte limit")
-    if isinstance(exc, sqlite3.ProgrammingError):
-        return InvalidArgument(_clip(message))
-    if "locked" in message or "busy" in message:
-        return BackendError("the database is busy; try again")
-    return BackendError(f"sqlite: {_clip(message)}")
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -418,7 +210,7 @@ class SqliteModule(ToolModule):
 
     # -- running one call ----------------------------------------------------------------------
 
-    def _connect(self, guard: _Guard) -> sqlite3.Connection:
+    def _connect(self, guard: Guard) -> sqlite3.Connection:
         """A fresh connection with every limit and the call's guard installed."""
         mode = "ro" if guard.read_only else "rw"
         conn = sqlite3.connect(
@@ -447,12 +239,12 @@ class SqliteModule(ToolModule):
 
     def _call(self, work: Callable[[sqlite3.Connection], T], *, read_only: bool, sql: str) -> T:
         """Run ``work`` on a fresh connection in this (worker) thread; map sqlite3 errors."""
-        guard = _Guard(read_only=read_only, timeout_ms=self.config.timeout_ms)
+        guard = Guard(read_only=read_only, timeout_ms=self.config.timeout_ms)
         try:
             with contextlib.closing(self._connect(guard)) as conn:
                 return work(conn)
         except sqlite3.Error as exc:
-            raise _map_error(exc, guard, sql, self._value_limit) from None
+            raise map_error(exc, guard, sql, self._value_limit) from None
 
     async def _run(
         self, work: Callable[[sqlite3.Connection], T], *, read_only: bool, sql: str
