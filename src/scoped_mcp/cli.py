@@ -62,10 +62,29 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--manifest", dest="creds_manifest", required=True)
     check.add_argument("--agent-id", help="the agent to check for (default: $AGENT_ID)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_audit_commands(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser("audit", help="audit log commands")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify",
+        help="check the hash chain; exit 0 intact, 1 broken (names the first broken record), "
+        "2 unreadable",
+    )
+    verify.add_argument("files", nargs="+", metavar="FILE", help="oldest first: log.2 log.1 log")
+    tail = audit_commands.add_parser("tail", help="print the last records for humans")
+    tail.add_argument("file", metavar="FILE")
+    tail.add_argument("--agent", help="only this agent_id")
+    tail.add_argument("--outcome", help="only this outcome (ok, denied, error)")
+    tail.add_argument("--event", help="only this event (tool_call, credential, ...)")
+    tail.add_argument("-n", type=int, default=20, dest="count", help="how many (0: all; 20)")
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return per command
     """Entry point of the ``scoped-mcp`` command."""
     for key, value in _FASTMCP_ENV.items():
         os.environ[key] = value
@@ -89,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 as_json=args.json,
                 environ=os.environ,
             )
+        if args.command == "audit":
+            return _audit(args)
     except ScopedMCPError as exc:
         print(f"scoped-mcp: {exc.diagnostics()}", file=sys.stderr)
         return EXIT_CONFIG
@@ -154,6 +175,17 @@ def _serve(path: str) -> int:
 
     anyio.run(run)
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    if args.audit_command == "verify":
+        from scoped_mcp.commands import audit_verify
+
+        return audit_verify.run(args.files)
+    from scoped_mcp.commands import audit_tail
+
+    filters = audit_tail.Filters(agent=args.agent, outcome=args.outcome, event=args.event)
+    return audit_tail.run(args.file, filters=filters, count=args.count, follow=args.follow)
 
 
 def _check_agent_type(manifest_type: str, env_type: str, path: str) -> None:

@@ -161,6 +161,14 @@ class AuditSpec(StrictModel):
     """Where the audit log goes. Default: the user's state directory, one file per agent."""
 
     path: ManifestPath | None = None
+    max_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        ge=4096,
+        description="Rotate the file once it reaches this size (bytes).",
+    )
+    keep: int = Field(
+        default=5, ge=1, le=1000, description="Rotated files kept (FILE.1 ... FILE.keep)."
+    )
 
 
 class Manifest(StrictModel):

@@ -61,7 +61,11 @@ def build(
     backends = load_backends(schemes_used(plans), manifest.credentials, agent_ctx, environ)
     require_usable(check_plans(plans, backends))
     audit = open_audit_log(
-        manifest.audit.path or default_path(agent_ctx, dict(environ)), agent_ctx, redactor
+        manifest.audit.path or default_path(agent_ctx, dict(environ)),
+        agent_ctx,
+        redactor,
+        max_bytes=manifest.audit.max_bytes,
+        keep=manifest.audit.keep,
     )
     broker = CredentialBroker(
         plans=plans,

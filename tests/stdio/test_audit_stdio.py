@@ -33,6 +33,8 @@ CALL_FIELDS = {
     "outcome",
     "duration_ms",
     "args",
+    "seq",
+    "prev",
 }
 
 

@@ -1,8 +1,9 @@
 """The audit log: one JSON object per line, appended to a 0600 file, flushed per record.
 
 A record is built by a pipeline of small processors (each ``(record) -> record``): identity, then
-timestamp, then redaction, then rendering. The pipeline is configured per ``AuditLog`` instance;
-there is no global state. Field reference: docs/audit.md.
+timestamp, then redaction; then, under the log's lock, the hash chain (``chain.py``) and rendering.
+The pipeline is configured per ``AuditLog`` instance; there is no global state. Field reference:
+docs/audit.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scoped_mcp.audit.chain import resume
+from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.redaction import Redactor
@@ -61,16 +64,29 @@ def default_path(agent_ctx: AgentContext, environ: dict[str, str] | None = None)
 
 
 class AuditLog:
-    """Appends audit records to one file. Thread- and task-safe; each record is one write()."""
+    """Appends audit records to one file. Thread- and task-safe; each record is one write().
 
-    def __init__(self, path: Path, processors: Sequence[Processor]) -> None:
+    The processors run first, outside the lock (they are pure). Then, under one lock, the chain
+    stamps ``seq``/``prev``, the record is rendered and written, and the chain advances to the
+    written line, so records finishing at once can never link to the same predecessor.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        processors: Sequence[Processor],
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        keep: int = DEFAULT_KEEP,
+    ) -> None:
         self.path = path
         self._processors = tuple(processors)
         self._lock = threading.Lock()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
-        self._fd = os.open(path, flags, 0o600)
-        os.fchmod(self._fd, 0o600)
+        self._file = AuditFile(path, max_bytes=max_bytes, keep=keep)
+        tail = self._file.tail()
+        if tail.line is not None and not tail.complete:
+            self._file.write(b"\n")  # end the torn line, so it is never glued to ours
+        self._chain = resume(tail)
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
@@ -80,26 +96,43 @@ class AuditLog:
         record: Record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
         for process in self._processors:
             record = process(record)
-        data = (_LINE_ENCODER.encode(record) + "\n").encode("utf-8", "backslashreplace")
         with self._lock:
-            os.write(self._fd, data)
+            if self._file.full:
+                self._file.rotate()
+                self._chain.start_segment("rotated")
+            line = _LINE_ENCODER.encode(self._chain(record)).encode("utf-8", "backslashreplace")
+            self._file.write(line + b"\n")
+            self._chain.advance(line)
+
+    @property
+    def head(self) -> str | None:
+        """The hash of the last line written: anchor it elsewhere to pin the whole log."""
+        with self._lock:
+            return self._chain.head
 
     def close(self) -> None:
         """Close the file; later records are an error."""
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self._file.close()
 
 
-def open_audit_log(path: Path, agent_ctx: AgentContext, redactor: Redactor) -> AuditLog:
-    """The standard pipeline: identity -> timestamp -> redaction -> JSON line.
+def open_audit_log(
+    path: Path,
+    agent_ctx: AgentContext,
+    redactor: Redactor,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    keep: int = DEFAULT_KEEP,
+    extra: Sequence[Processor] = (),
+) -> AuditLog:
+    """The standard pipeline: identity -> timestamp -> [extra] -> redaction -> chain -> JSON line.
 
     Raises ``ConfigError`` when the file cannot be opened (a symbolic link, a missing or read-only
     directory): the server does not run without its audit trail.
     """
+    processors = [add_identity(agent_ctx), add_timestamp, *extra, redact_with(redactor)]
     try:
-        return AuditLog(path, [add_identity(agent_ctx), add_timestamp, redact_with(redactor)])
+        return AuditLog(path, processors, max_bytes=max_bytes, keep=keep)
     except OSError as exc:
         reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         raise ConfigError(
