@@ -123,6 +123,47 @@ class VaultSpec(StrictModel):
         return self
 
 
+class BitwardenSpec(StrictModel):
+    """``credentials.bitwarden``: how the broker runs the official ``bw`` CLI.
+
+    Works with Bitwarden and Vaultwarden alike (the password-manager vault, not Secrets Manager).
+    """
+
+    bw_path: str = Field(
+        default="bw",
+        min_length=1,
+        description="The bw executable: a path, or a name looked up on the server's PATH.",
+    )
+    session_env: str | None = Field(
+        default="BW_SESSION",
+        description="Environment variable of the server holding the session key from "
+        "'bw unlock --raw'. Ignored when session_file is set.",
+    )
+    session_file: ManifestPath | None = Field(
+        default=None,
+        description="A file (0600, ours) holding the session key; re-read when bw reports "
+        "the vault locked.",
+    )
+    appdata_dir: ManifestPath | None = Field(
+        default=None,
+        description="bw's data directory (BITWARDENCLI_APPDATA_DIR). Default: the server's "
+        "BITWARDENCLI_APPDATA_DIR, else bw's own default under HOME.",
+    )
+    item: str | None = Field(
+        default=None,
+        description="The item (id or exact name) whose custom fields are the keys, for "
+        "source: bitwarden. {agent_id} and {agent_type} expand.",
+    )
+    sync_interval: float = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="Run 'bw sync' before a read when the last sync by this server is older "
+        "than this many seconds (0: never sync; bw then serves its local copy).",
+    )
+    timeout: float = Field(default=30, gt=0, le=300, description="Seconds one bw command may take.")
+
+
 class CredentialsSpec(StrictModel):
     """Where the broker finds credentials. The default source serves every key not in ``keys``."""
 
@@ -142,6 +183,7 @@ class CredentialsSpec(StrictModel):
     )
     keyring: KeyringSpec = Field(default_factory=KeyringSpec)
     vault: VaultSpec | None = None
+    bitwarden: BitwardenSpec | None = None
     keys: dict[str, str] = Field(
         default_factory=dict,
         description="Per-key secret references (env:, file:, keyring:, vault:, vault-dynamic:) "
@@ -154,6 +196,10 @@ class CredentialsSpec(StrictModel):
             raise ValueError("source: file needs path: /path/to/secrets.yml")
         if self.source == "vault" and (self.vault is None or not self.vault.path):
             raise ValueError("source: vault needs vault.path (the KV secret holding the keys)")
+        if self.source == "bitwarden" and (self.bitwarden is None or not self.bitwarden.item):
+            raise ValueError(
+                "source: bitwarden needs bitwarden.item (the item whose custom fields are the keys)"
+            )
         return self
 
 

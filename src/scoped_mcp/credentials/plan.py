@@ -56,6 +56,7 @@ def build_plans(
                     file_path=str(spec.path) if spec.path else None,
                     keyring_service=spec.keyring.service,
                     vault_path=spec.vault.path if spec.vault else None,
+                    bitwarden_item=spec.bitwarden.item if spec.bitwarden else None,
                 )
             module_plans[key] = KeyPlan(item.key, key, ref, required=key in required)
         plans[item.key] = module_plans

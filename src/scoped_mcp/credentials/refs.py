@@ -5,6 +5,7 @@
     keyring:service/username              an OS keyring entry (split at the last '/')
     vault:secret/scoped-mcp/shared#field  a field of a KV secret (v1 or v2; mount = first segment)
     vault-dynamic:database/creds/ro#field a field of a leased, dynamic Vault/OpenBao secret
+    bitwarden:item-id-or-name#field       a field of a Bitwarden/Vaultwarden item (through bw)
 
 ``{agent_id}`` and ``{agent_type}`` expand in every reference. Third-party backends register their
 own scheme through the ``scoped_mcp.secret_backends`` entry-point group; their references are
@@ -73,7 +74,7 @@ def parse(text: str, agent_ctx: AgentContext, *, where: str) -> SecretRef:
     if scheme == "keyring" and not field:
         service, _, username = path.rpartition("/")
         return SecretRef("keyring", service, username)
-    if scheme in ("vault", "vault-dynamic", "file") and not field:
+    if scheme in ("vault", "vault-dynamic", "file", "bitwarden") and not field:
         raise ManifestError(
             f"{where}: {text!r} needs '#field' naming the field to use",
             fix=f"append the field, e.g. {text}#password",
@@ -89,6 +90,7 @@ def default_ref(
     file_path: str | None,
     keyring_service: str,
     vault_path: str | None,
+    bitwarden_item: str | None = None,
 ) -> SecretRef:
     """Where ``key`` lives when no reference names it: in the default source, under its own name."""
     if source == "env":
@@ -103,4 +105,10 @@ def default_ref(
         if not vault_path:
             raise ManifestError("credentials.vault.path: required when credentials.source is vault")
         return SecretRef("vault", agent_ctx.expand(vault_path), key)
+    if source == "bitwarden":
+        if not bitwarden_item:
+            raise ManifestError(
+                "credentials.bitwarden.item: required when credentials.source is bitwarden"
+            )
+        return SecretRef("bitwarden", agent_ctx.expand(bitwarden_item), key)
     return SecretRef(source, key, None)

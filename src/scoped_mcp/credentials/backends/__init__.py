@@ -16,7 +16,7 @@ from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import CredentialsSpec
 
 ENTRY_POINT_GROUP = "scoped_mcp.secret_backends"
-BUILTIN_SCHEMES = ("env", "file", "keyring", "vault", "vault-dynamic")
+BUILTIN_SCHEMES = ("env", "file", "keyring", "vault", "vault-dynamic", "bitwarden")
 
 
 def _builtin(
@@ -34,6 +34,11 @@ def _builtin(
         from scoped_mcp.credentials.backends.keyring import KeyringBackend
 
         return KeyringBackend(spec.keyring, agent_ctx)
+    if scheme == "bitwarden":
+        from scoped_mcp.credentials.backends.bitwarden import BitwardenBackend
+        from scoped_mcp.manifest import BitwardenSpec
+
+        return BitwardenBackend(spec.bitwarden or BitwardenSpec(), environ)
     from scoped_mcp.credentials.backends.vault import VaultBackend
 
     if spec.vault is None:
