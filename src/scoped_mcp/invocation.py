@@ -20,11 +20,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any, get_args, get_origin
 
 from fastmcp.exceptions import ToolError
+from fastmcp.tools import Tool
+from fastmcp.tools.base import ToolResult
+from mcp.types import ToolAnnotations
+from pydantic.json_schema import SkipJsonSchema
 
 from scoped_mcp.audit.boundary import mark_reached
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
 from scoped_mcp.errors import CredentialError, ToolCallError
-from scoped_mcp.modules._base import ToolModule, ToolSpec
+from scoped_mcp.modules._base import DynamicTool, ToolModule, ToolSpec
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.scoping import Scoped
 
@@ -62,6 +66,61 @@ def _short(text: str) -> str:
     return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
 
 
+Guarded = Callable[[Callable[[], Awaitable[Any]], dict[str, Any]], Awaitable[Any]]
+
+
+def _pipeline(
+    *,
+    module_key: str,
+    tool_name: str,
+    mode: str,
+    audit: AuditLog,
+    redactor: Redactor,
+    return_type: Any,
+) -> Guarded:
+    """The audit, redaction and error boundary around one tool's body (shared by every kind)."""
+    scrub_result = redactor.result_scrubber(return_type)
+
+    async def guarded(body: Callable[[], Awaitable[Any]], arguments: dict[str, Any]) -> Any:
+        mark_reached()
+        started = time.perf_counter()
+        # Until the body returns, the call has not succeeded: a cancellation (client cancel,
+        # shutdown) is a BaseException no handler below sees, and must not be audited as "ok".
+        outcome: str = "error"
+        error: str | None = "cancelled before completion"
+        try:
+            scrubbed = scrub_result(await body())
+            outcome, error = "ok", None
+            return scrubbed
+        except ToolCallError as exc:
+            outcome, error = exc.outcome, _short(redactor.scrub(exc.message))
+            raise ToolError(error) from None
+        except CredentialError as exc:
+            outcome, error = "error", _short(redactor.scrub(exc.message))
+            raise ToolError(error) from None
+        except Exception as exc:  # noqa: BLE001 - the error boundary: nothing else may escape
+            ref = secrets.token_hex(4)
+            outcome, error = "error", f"internal error (ref {ref})"
+            _log.error(
+                "tool raised an unexpected exception",
+                extra={"tool": tool_name, "ref": ref, "exc_type": type(exc).__name__},
+            )
+            raise ToolError(f"{tool_name} failed: internal error (ref {ref})") from None
+        finally:
+            audit.record(
+                "tool_call",
+                module=module_key,
+                tool=tool_name,
+                mode=mode,
+                outcome=outcome,
+                duration_ms=monotonic_ms(started),
+                error=error,
+                args=argument_digest(arguments),
+            )
+
+    return guarded
+
+
 def wrap_tool(
     module: ToolModule,
     spec: ToolSpec,
@@ -85,16 +144,17 @@ def wrap_tool(
     if scoped and module.scoping is None:
         raise TypeError(f"{type(module).__name__} has Scoped parameters but no scoping strategy")
     agent_ctx = module.agent_ctx
-    scrub_result = redactor.result_scrubber(hints.get("return", Any))
+    guarded = _pipeline(
+        module_key=module_key,
+        tool_name=tool_name,
+        mode=spec.mode,
+        audit=audit,
+        redactor=redactor,
+        return_type=hints.get("return", Any),
+    )
 
     async def call_tool(**arguments: Any) -> Any:
-        mark_reached()
-        started = time.perf_counter()
-        # Until the body returns, the call has not succeeded: a cancellation (client cancel,
-        # shutdown) is a BaseException no handler below sees, and must not be audited as "ok".
-        outcome: str = "error"
-        error: str | None = "cancelled before completion"
-        try:
+        async def body() -> Any:
             call_args = dict(arguments)
             for name in scoped:
                 value = call_args.get(name, defaults.get(name))
@@ -104,34 +164,9 @@ def wrap_tool(
             result = bound(**call_args)
             if inspect.isawaitable(result):
                 result = await result
-            scrubbed = scrub_result(result)
-            outcome, error = "ok", None
-            return scrubbed
-        except ToolCallError as exc:
-            outcome, error = exc.outcome, _short(redactor.scrub(exc.message))
-            raise ToolError(error) from None
-        except CredentialError as exc:
-            outcome, error = "error", _short(redactor.scrub(exc.message))
-            raise ToolError(error) from None
-        except Exception as exc:  # noqa: BLE001 - the error boundary: nothing else may escape
-            ref = secrets.token_hex(4)
-            outcome, error = "error", f"internal error (ref {ref})"
-            _log.error(
-                "tool raised an unexpected exception",
-                extra={"tool": tool_name, "ref": ref, "exc_type": type(exc).__name__},
-            )
-            raise ToolError(f"{tool_name} failed: internal error (ref {ref})") from None
-        finally:
-            audit.record(
-                "tool_call",
-                module=module_key,
-                tool=tool_name,
-                mode=spec.mode,
-                outcome=outcome,
-                duration_ms=monotonic_ms(started),
-                error=error,
-                args=argument_digest(arguments),
-            )
+            return result
+
+        return await guarded(body, arguments)
 
     call_tool.__name__ = tool_name
     call_tool.__qualname__ = tool_name
@@ -143,3 +178,42 @@ def wrap_tool(
     if "return" in hints:
         call_tool.__annotations__["return"] = hints["return"]
     return call_tool
+
+
+class PipelineTool(Tool):
+    """A FastMCP tool with an explicit JSON schema whose body is a guarded ``DynamicTool``."""
+
+    guarded: SkipJsonSchema[Callable[[dict[str, Any]], Awaitable[Any]]]
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        return self.convert_result(await self.guarded(arguments))
+
+
+def wrap_dynamic(
+    dynamic: DynamicTool,
+    *,
+    module_key: str,
+    tool_name: str,
+    audit: AuditLog,
+    redactor: Redactor,
+) -> PipelineTool:
+    """The registered tool for a module's ``DynamicTool``: the same pipeline as ``wrap_tool``."""
+    guarded = _pipeline(
+        module_key=module_key,
+        tool_name=tool_name,
+        mode=dynamic.mode,
+        audit=audit,
+        redactor=redactor,
+        return_type=Any,
+    )
+
+    async def call_tool(arguments: dict[str, Any]) -> Any:
+        return await guarded(lambda: dynamic.call(dict(arguments)), arguments)
+
+    return PipelineTool(
+        name=tool_name,
+        description=dynamic.description,
+        parameters=dict(dynamic.parameters),
+        annotations=ToolAnnotations(read_only_hint=dynamic.mode == "read", open_world_hint=False),
+        guarded=call_tool,
+    )

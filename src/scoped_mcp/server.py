@@ -25,10 +25,11 @@ from scoped_mcp.credentials.broker import CredentialBroker
 from scoped_mcp.credentials.check import check_plans, require_usable
 from scoped_mcp.credentials.plan import build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.errors import ModuleLoadError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.invocation import wrap_tool
+from scoped_mcp.invocation import wrap_dynamic, wrap_tool
 from scoped_mcp.manifest import Manifest
-from scoped_mcp.modules._base import ToolModule
+from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
 from scoped_mcp.redaction import Redactor
 
 _log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Runtime:
     broker: CredentialBroker
     modules: list[tuple[str, ToolModule]] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
+    modes: dict[str, ToolMode] = field(default_factory=dict)
 
 
 def build(
@@ -76,7 +78,8 @@ def build(
     )
 
     def credentials_for(key: str, cls: type[ToolModule]) -> ModuleCredentials:
-        return ModuleCredentials(broker, key, frozenset(cls.optional_credentials))
+        optional = frozenset(k for k, p in plans.get(key, {}).items() if not p.required)
+        return ModuleCredentials(broker, key, optional)
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
     tools: list[Tool] = []
@@ -115,13 +118,47 @@ def build(
         broker=broker,
         modules=[(item.key, module) for item, module in instances],
         tool_names=[tool.name for tool in tools],
+        modes={item.key: item.mode for item in planned},
     )
 
 
 async def start_modules(runtime: Runtime) -> None:
-    """Run every module's ``startup``; a failure stops the server before it answers anything."""
-    for _, module in runtime.modules:
-        await module.startup()
+    """Run every module's ``startup``; a failure stops the server before it answers anything.
+
+    A module's run-time tools (``dynamic_tools``) are registered right after its ``startup``,
+    by mode and through the same call pipeline. On a failure the modules already started are
+    shut down and the leases revoked, so nothing they started outlives the refusal.
+    """
+    started: list[tuple[str, ToolModule]] = []
+    try:
+        for key, module in runtime.modules:
+            started.append((key, module))
+            await module.startup()
+            for dynamic in module.dynamic_tools():
+                _add_dynamic(runtime, key, module, dynamic)
+    except BaseException:
+        partial = Runtime(runtime.mcp, runtime.audit, runtime.redactor, runtime.broker, started)
+        await stop_modules(partial)
+        raise
+
+
+def _add_dynamic(runtime: Runtime, key: str, module: ToolModule, dynamic: DynamicTool) -> None:
+    """Register one run-time tool if the module's mode allows it."""
+    if dynamic.mode not in ("read", "write"):
+        raise ModuleLoadError(f"modules.{key}: tool {dynamic.name!r} has mode {dynamic.mode!r}")
+    if dynamic.mode == "write" and runtime.modes.get(key, "read") != "write":
+        return
+    name = f"{type(module).tool_prefix or key}_{dynamic.name}"
+    if name in runtime.tool_names:
+        raise ModuleLoadError(
+            f"modules.{key}: tool {name!r} is already registered",
+            fix="give one of the modules another key",
+        )
+    tool = wrap_dynamic(
+        dynamic, module_key=key, tool_name=name, audit=runtime.audit, redactor=runtime.redactor
+    )
+    runtime.mcp.add_tool(tool)
+    runtime.tool_names.append(name)
 
 
 async def stop_modules(runtime: Runtime) -> None:

@@ -31,8 +31,9 @@ def build_plans(
     plans: dict[str, dict[str, KeyPlan]] = {}
     for item in planned:
         overrides = manifest.modules[item.key].credentials
-        required = list(item.cls.required_credentials)
-        optional = [k for k in item.cls.optional_credentials if k not in required]
+        declared_required, declared_optional = item.cls.declared_credentials(item.config)
+        required = list(declared_required)
+        optional = [k for k in declared_optional if k not in required]
         declared = {*required, *optional}
         for key in overrides:
             if key not in declared:

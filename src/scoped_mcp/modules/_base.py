@@ -9,7 +9,7 @@ the backend logic. See docs/module-authoring.md.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -30,6 +30,22 @@ class ToolSpec:
     mode: ToolMode
     name: str
     method: str
+
+
+@dataclass(frozen=True, slots=True)
+class DynamicTool:
+    """A tool a module defines at start-up (say, discovered upstream) instead of with ``@tool``.
+
+    ``name`` is without the module prefix; ``parameters`` is the JSON schema of its arguments;
+    ``call`` receives the arguments as a dict. The framework registers it by mode like any
+    ``@tool`` method and runs it through the same call pipeline.
+    """
+
+    name: str
+    mode: ToolMode
+    description: str
+    parameters: Mapping[str, Any]
+    call: Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 def tool(*, mode: ToolMode, name: str | None = None) -> Callable[[F], F]:
@@ -78,6 +94,19 @@ class ToolModule:
 
     async def shutdown(self) -> None:
         """Called once when the server stops; close what ``startup`` opened."""
+
+    def dynamic_tools(self) -> Sequence[DynamicTool]:
+        """Tools defined at run time, asked for once right after ``startup``; none by default."""
+        return ()
+
+    @classmethod
+    def declared_credentials(cls, config: Any) -> tuple[Sequence[str], Sequence[str]]:
+        """The (required, optional) credential keys for this validated ``config``.
+
+        The class attributes by default; a module whose keys are named in its configuration
+        (``mcp_proxy``) overrides it.
+        """
+        return cls.required_credentials, cls.optional_credentials
 
     @classmethod
     def tool_specs(cls) -> list[ToolSpec]:
