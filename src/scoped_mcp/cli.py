@@ -62,6 +62,23 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--manifest", dest="creds_manifest", required=True)
     check.add_argument("--agent-id", help="the agent to check for (default: $AGENT_ID)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument(
+        "--deep",
+        action="store_true",
+        help="issue each dynamic (vault-dynamic:) credential once, prove it, revoke it at once",
+    )
+    check.add_argument(
+        "--deep-pg-dsn",
+        metavar="CONNINFO",
+        help="with --deep: where to try a PostgreSQL login with issued database credentials, "
+        "as a libpq string without user or password, e.g. 'host=db port=5432 dbname=app'",
+    )
+    check.add_argument(
+        "--spend-secret-id",
+        action="store_true",
+        help="AppRole: log in with a plain secret-id, using one of its uses (never do this with "
+        "a single-use one); a wrapped secret-id is never unwrapped",
+    )
     _add_audit_commands(commands)
     return parser
 
@@ -102,11 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - a return 
         if args.command == "creds":
             from scoped_mcp.commands import creds_check
 
+            options = creds_check.Options(
+                deep=args.deep,
+                pg_dsn=args.deep_pg_dsn,
+                approle_login="plain-only" if args.spend_secret_id else "never",
+            )
             return creds_check.run(
                 args.creds_manifest,
                 agent_id=args.agent_id,
                 as_json=args.json,
                 environ=os.environ,
+                options=options,
             )
         if args.command == "audit":
             return _audit(args)

@@ -48,7 +48,7 @@ def test_all_good_exits_0_and_prints_no_value(tmp_path: Path, token: str) -> Non
     assert code == 0, err
     assert "API_TOKEN" in out
     assert " ok " in out
-    assert "1 keys, 0 required unusable, 0 warnings" in out
+    assert "1 key (1 ok), 0 required unusable, 0 warnings: exit 0 (all good)" in out
     assert token not in out + err
 
 

@@ -3,19 +3,27 @@
 Exit codes: 0 every key usable; 1 a required key is unusable; 2 warnings only (an optional key
 unusable, a backend warning); 3 the manifest itself is invalid. ``--json`` prints the schema in
 docs/troubleshooting.md.
+
+The per-key checks are the server's start-up preflight (``credentials/check.py``), with one
+difference: Vault's AppRole login may not spend the secret-id (``approle_login``, default
+``"never"``; see ``credentials/backends/vault_auth.py``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from scoped_mcp.commands.creds_deep import DeepReport, deep_check
 from scoped_mcp.credentials.backends.interface import Finding, SecretBackend
 from scoped_mcp.credentials.check import KeyReport, check_plans
 from scoped_mcp.errors import ScopedMCPError
+
+if TYPE_CHECKING:
+    from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin
 
 EXIT_OK, EXIT_BROKEN, EXIT_WARNINGS, EXIT_INVALID = 0, 1, 2, 3
 SCHEMA_VERSION = 1
@@ -30,10 +38,13 @@ class CheckResult:
     agent_type: str
     reports: list[KeyReport]
     backends: dict[str, Finding]
+    deep: list[DeepReport]
 
     @property
     def exit_code(self) -> int:
         if any(r.plan.required and not r.usable for r in self.reports):
+            return EXIT_BROKEN
+        if any(d.required and d.finding.status != "ok" for d in self.deep):
             return EXIT_BROKEN
         if self.warnings():
             return EXIT_WARNINGS
@@ -49,6 +60,10 @@ class CheckResult:
             found += [f"{report.plan.key}: {w}" for w in report.finding.facts.get("warnings", [])]
         for name, finding in self.backends.items():
             found += [f"{name}: {w}" for w in finding.facts.get("warnings", [])]
+        for deep in self.deep:
+            if not deep.required and deep.finding.status != "ok":
+                found.append(f"{deep.source} (optional, --deep): {deep.finding.status}")
+            found += [f"{deep.source}: {w}" for w in deep.finding.facts.get("warnings", [])]
         return found
 
 
@@ -64,8 +79,23 @@ def _agent_id(manifest_text: str, agent_id: str | None, environ: Mapping[str, st
     return "creds-check"
 
 
-def collect(manifest_path: str, agent_id: str | None, environ: Mapping[str, str]) -> CheckResult:
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How far ``creds check`` goes: issuing dynamic secrets, spending an AppRole secret-id."""
+
+    deep: bool = False
+    pg_dsn: str | None = None
+    approle_login: AppRoleLogin = "never"
+
+
+def collect(
+    manifest_path: str,
+    agent_id: str | None,
+    environ: Mapping[str, str],
+    options: Options | None = None,
+) -> CheckResult:
     """Load the manifest and check every key and backend. ``ScopedMCPError`` if invalid."""
+    options = options or Options()
     from scoped_mcp import registry
     from scoped_mcp.credentials.backends import load_backends
     from scoped_mcp.credentials.plan import build_plans, schemes_used
@@ -76,14 +106,19 @@ def collect(manifest_path: str, agent_id: str | None, environ: Mapping[str, str]
     text = manifest.source_path.read_text() if manifest.source_path else ""
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     plans = build_plans(manifest, registry.plan(manifest), ctx)
-    backends = load_backends(schemes_used(plans), manifest.credentials, ctx, environ)
+    backends = load_backends(
+        schemes_used(plans), manifest.credentials, ctx, environ, approle_login=options.approle_login
+    )
     try:
-        reports = check_plans(plans, backends)
         described = _describe(backends)
+        reports = check_plans(plans, backends)
+        deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
-    return CheckResult(str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described)
+    return CheckResult(
+        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep
+    )
 
 
 def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
@@ -129,14 +164,32 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             name: {"status": f.status, "detail": f.detail, "fix": f.fix, "facts": f.facts}
             for name, f in result.backends.items()
         },
+        "deep": [
+            {
+                "source": str(d.source),
+                "backend": d.source.scheme,
+                "keys": d.keys,
+                "required": d.required,
+                "status": d.finding.status,
+                "detail": d.finding.detail,
+                "fix": d.finding.fix,
+                "facts": d.finding.facts,
+            }
+            for d in result.deep
+        ],
     }
 
 
-_COLOURS = {"ok": "32", "missing": "31", "denied": "31", "unreachable": "33", "insecure": "31"}
+_COLOURS = {"ok": "32", "unreachable": "33"}  # every other status is red
+_MEANING = {
+    EXIT_OK: "all good",
+    EXIT_BROKEN: "a required key is unusable",
+    EXIT_WARNINGS: "warnings only",
+}
 
 
 def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
-    """The human table, a line of fixes per problem, and a summary line."""
+    """Backends, the key table with a fix under each problem, deep checks, warnings, summary."""
 
     def paint(status: str) -> str:
         code = _COLOURS.get(status, "31")
@@ -144,10 +197,21 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
 
     print(f"manifest {result.manifest}  agent {result.agent_id} ({result.agent_type})", file=out)
     for name, finding in result.backends.items():
-        facts = ", ".join(f"{k}={v}" for k, v in finding.facts.items() if k != "warnings")
-        print(
-            f"backend {name}: {paint(finding.status)} {finding.detail} {facts}".rstrip(), file=out
-        )
+        print(f"backend {name}: {paint(finding.status)}  {finding.detail}".rstrip(), file=out)
+        if finding.fix:
+            print(f"  fix: {finding.fix}", file=out)
+    _render_table(result, out, paint)
+    for deep in result.deep:
+        line = f"deep {deep.source}: {paint(deep.finding.status)}  {deep.finding.detail}"
+        print(line.rstrip(), file=out)
+        if deep.finding.fix and deep.finding.status != "ok":
+            print(f"  fix: {deep.finding.fix}", file=out)
+    for warning in result.warnings():
+        print(f"warning: {warning}", file=out)
+    print(summary_line(result), file=out)
+
+
+def _render_table(result: CheckResult, out: TextIO, paint: Callable[[str], str]) -> None:
     headers = ("MODULE", "KEY", "SOURCE")
     cells = [
         (r.plan.module, r.plan.key + ("" if r.plan.required else " (optional)"), str(r.plan.ref))
@@ -161,12 +225,20 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
         print(f"{line}  {paint(report.finding.status)}  {report.finding.detail}".rstrip(), file=out)
         if report.finding.fix and not report.usable:
             print(f"{'':<{widths[0]}}  fix: {report.finding.fix}", file=out)
-    for warning in result.warnings():
-        print(f"warning: {warning}", file=out)
+
+
+def summary_line(result: CheckResult) -> str:
+    """``3 keys (2 ok, 1 missing), 1 required unusable, 0 warnings: exit 1 (...)``."""
+    counts: dict[str, int] = {}
+    for report in result.reports:
+        counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    total = len(result.reports)
     bad = sum(1 for r in result.reports if r.plan.required and not r.usable)
-    print(
-        f"{len(result.reports)} keys, {bad} required unusable, {len(result.warnings())} warnings",
-        file=out,
+    code = result.exit_code
+    return (
+        f"{total} key{'' if total == 1 else 's'} ({by_status or 'none'}), {bad} required "
+        f"unusable, {len(result.warnings())} warnings: exit {code} ({_MEANING[code]})"
     )
 
 
@@ -176,12 +248,20 @@ def run(
     agent_id: str | None,
     as_json: bool,
     environ: Mapping[str, str],
+    options: Options | None = None,
     out: TextIO | None = None,
 ) -> int:
     """The whole command; returns the exit code."""
     out = out or sys.stdout
+    options = options or Options()
+    if options.approle_login != "never":
+        print(
+            "scoped-mcp: --spend-secret-id: an AppRole login with a plain secret-id uses one of "
+            "its uses (a wrapped secret-id is still never unwrapped)",
+            file=sys.stderr,
+        )
     try:
-        result = collect(manifest_path, agent_id, environ)
+        result = collect(manifest_path, agent_id, environ, options)
     except ScopedMCPError as exc:
         if as_json:
             print(

@@ -4,11 +4,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from scoped_mcp.credentials.backends.interface import Finding, SecretBackend
 from scoped_mcp.credentials.broker import KeyPlan
+from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import CredentialError
 
 
@@ -27,17 +28,42 @@ class KeyReport:
 def check_plans(
     plans: Mapping[str, Mapping[str, KeyPlan]], backends: Mapping[str, SecretBackend]
 ) -> list[KeyReport]:
-    """Check every planned key; sources shared by several keys are checked once per key."""
-    reports = []
-    for module in plans.values():
-        for plan in module.values():
-            backend = backends[plan.ref.scheme]
-            try:
-                finding = backend.check(plan.ref)
-            except CredentialError as exc:
-                finding = Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
-            reports.append(KeyReport(plan, finding))
-    return reports
+    """Check every planned key, in plan order.
+
+    A backend with ``check_many(refs)`` gets all its keys at once (Vault: one health request, one
+    lookup-self and one capabilities request for the lot); others get ``check(ref)`` per key.
+    """
+    ordered = [plan for module in plans.values() for plan in module.values()]
+    groups: dict[int, list[int]] = {}
+    for index, plan in enumerate(ordered):
+        groups.setdefault(id(backends[plan.ref.scheme]), []).append(index)
+    findings: dict[int, Finding] = {}
+    for indexes in groups.values():
+        backend = backends[ordered[indexes[0]].ref.scheme]
+        refs = [ordered[i].ref for i in indexes]
+        findings.update(zip(indexes, _check_refs(backend, refs), strict=True))
+    return [KeyReport(plan, findings[i]) for i, plan in enumerate(ordered)]
+
+
+def _check_refs(backend: SecretBackend, refs: Sequence[SecretRef]) -> list[Finding]:
+    many = getattr(backend, "check_many", None)
+    if many is not None:
+        try:
+            found: list[Finding] = many(refs)
+            return found
+        except CredentialError as exc:
+            return [_failed(exc)] * len(refs)
+    findings = []
+    for ref in refs:
+        try:
+            findings.append(backend.check(ref))
+        except CredentialError as exc:
+            findings.append(_failed(exc))
+    return findings
+
+
+def _failed(exc: CredentialError) -> Finding:
+    return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
 
 
 def require_usable(reports: list[KeyReport]) -> None:

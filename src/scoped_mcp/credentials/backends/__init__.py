@@ -9,18 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from scoped_mcp.credentials.backends.interface import SecretBackend
 from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import CredentialsSpec
 
+if TYPE_CHECKING:
+    from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin
+
 ENTRY_POINT_GROUP = "scoped_mcp.secret_backends"
 BUILTIN_SCHEMES = ("env", "file", "keyring", "vault", "vault-dynamic", "bitwarden")
 
 
 def _builtin(
-    scheme: str, spec: CredentialsSpec, agent_ctx: AgentContext, environ: Mapping[str, str]
+    scheme: str,
+    spec: CredentialsSpec,
+    agent_ctx: AgentContext,
+    environ: Mapping[str, str],
+    approle_login: AppRoleLogin,
 ) -> SecretBackend:
     if scheme == "env":
         from scoped_mcp.credentials.backends.env import EnvBackend
@@ -46,7 +54,7 @@ def _builtin(
             "credentials.vault: required when any key uses a vault: or vault-dynamic: reference",
             fix="add credentials.vault with addr and auth (see docs/credentials.md)",
         )
-    return VaultBackend(spec.vault, environ)
+    return VaultBackend(spec.vault, environ, approle_login=approle_login)
 
 
 def load_backends(
@@ -54,14 +62,20 @@ def load_backends(
     spec: CredentialsSpec,
     agent_ctx: AgentContext,
     environ: Mapping[str, str],
+    *,
+    approle_login: AppRoleLogin = "unwrap",
 ) -> dict[str, SecretBackend]:
-    """One backend instance per scheme used; vault and vault-dynamic share one instance."""
+    """One backend instance per scheme used; vault and vault-dynamic share one instance.
+
+    ``approle_login`` is what Vault's AppRole login may spend (see ``vault_auth.py``): the server
+    unwraps and logs in; ``creds check`` passes ``"never"`` or ``"plain-only"``.
+    """
     backends: dict[str, SecretBackend] = {}
     for scheme in sorted(set(schemes)):
         if scheme in backends:
             continue
         if scheme in BUILTIN_SCHEMES:
-            backend = _builtin(scheme, spec, agent_ctx, environ)
+            backend = _builtin(scheme, spec, agent_ctx, environ, approle_login)
         else:
             backend = _from_entry_point(scheme, spec, agent_ctx, environ)
         for served in getattr(backend, "schemes", (scheme,)):

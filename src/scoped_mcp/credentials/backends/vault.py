@@ -24,25 +24,24 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
+from scoped_mcp.credentials.backends import vault_check
 from scoped_mcp.credentials.backends.interface import Fetched, Finding
-from scoped_mcp.credentials.backends.vault_auth import TokenKeeper
+from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin, TokenKeeper
 from scoped_mcp.credentials.backends.vault_http import INSTALL_FIX, Connection, policy_fix
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
-    BackendUnavailable,
     CredentialError,
     SecretNotFound,
 )
 from scoped_mcp.manifest import VaultSpec
 
 EventSink = Callable[..., None]
-_HEALTH_PARAMS = {"sealedcode": 200, "uninitcode": 200, "standbycode": 200, "perfstandbyok": "true"}
 
 
 class VaultBackend:
@@ -50,7 +49,9 @@ class VaultBackend:
 
     schemes: ClassVar[tuple[str, ...]] = ("vault", "vault-dynamic")
 
-    def __init__(self, spec: VaultSpec, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, spec: VaultSpec, environ: Mapping[str, str], *, approle_login: AppRoleLogin = "unwrap"
+    ) -> None:
         self._spec = spec
         self._addr = spec.addr or environ.get("VAULT_ADDR") or environ.get("BAO_ADDR") or ""
         self._problem: CredentialError | None = None
@@ -71,7 +72,7 @@ class VaultBackend:
                 "the vault backend needs hvac, which is not installed", fix=INSTALL_FIX
             )
             return
-        self._auth = TokenKeeper(spec, environ, self._conn)
+        self._auth = TokenKeeper(spec, environ, self._conn, approle_login=approle_login)
 
     def __repr__(self) -> str:
         return f"VaultBackend(addr={self._addr!r}, auth={self._spec.auth!r})"
@@ -164,49 +165,85 @@ class VaultBackend:
 
     def check(self, ref: SecretRef) -> Finding:
         """Prove health, login and read capability for ``ref``; no lease issued, nothing kept."""
-        facts: dict[str, Any] = {"addr": self._addr}
+        return self.check_many([ref])[0]
+
+    def check_many(self, refs: Sequence[SecretRef]) -> list[Finding]:
+        """``check`` for many references: one health, one lookup-self, one capabilities request.
+
+        Without a login (``creds check`` with an AppRole secret-id it must not spend) each key
+        is reported ok but unverified (``facts["verified"]`` false), with the reason.
+        """
+        base: dict[str, Any] = {"addr": self._addr}
         try:
             keeper = self._keeper()
-            health = (
-                keeper.call("GET", "sys/health", params=_HEALTH_PARAMS, authenticated=False) or {}
-            )
-            facts.update({k: health.get(k) for k in ("initialized", "sealed", "version")})
-            if health.get("sealed"):
-                raise BackendUnavailable(
-                    f"vault sealed at {self._addr}", fix="unseal it: bao operator unseal"
-                )
-            identity = keeper.call("GET", "auth/token/lookup-self")["data"]
-            facts.update(token_ttl=identity.get("ttl"), policies=identity.get("policies"))
-            api_path = self.api_path(ref)
-            capabilities = self._capabilities(api_path)
-            facts["capabilities"] = capabilities
-            if "root" not in capabilities and "read" not in capabilities:
+            vault_check.health(keeper, self._addr, base)
+            auth = vault_check.authenticate(keeper, self._spec)
+            if not auth.logged_in:
+                detail = f"vault reachable at {self._addr}; not verified without a login"
+                return [Finding("ok", detail, facts={**base, "verified": False}) for _ in refs]
+            base.update(token_ttl=auth.facts["token_ttl"], policies=auth.facts["token_policies"])
+            wanted = [self.api_path(ref) for ref in refs]
+            dynamic = sorted({ref.path.strip("/") for ref in refs if ref.scheme != "vault"})
+            wanted += [_revoke_path(p) for p in dynamic] + (["sys/leases/renew"] if dynamic else [])
+            caps = vault_check.capabilities(keeper, wanted)
+        except CredentialError as exc:
+            return [vault_check.finding_from(exc, base) for _ in refs]
+        reads: dict[str, set[str] | CredentialError] = {}
+        warned: set[str] = set()
+        return [self._check_ref(ref, base, caps, reads, warned) for ref in refs]
+
+    def _check_ref(
+        self,
+        ref: SecretRef,
+        base: Mapping[str, Any],
+        caps: Mapping[str, list[str]],
+        reads: dict[str, set[str] | CredentialError],
+        warned: set[str],
+    ) -> Finding:
+        api_path = self.api_path(ref)
+        facts = {**base, "capabilities": caps[api_path]}
+        try:
+            if not vault_check.allows(caps[api_path], "read"):
+                policies = ", ".join(base.get("policies") or []) or "none"
                 raise AccessDenied(
-                    f"the broker's token (policies {', '.join(identity.get('policies') or [])}) "
-                    f"may not read {api_path}",
+                    f"the broker's token (policies {policies}) may not read {api_path}",
                     fix=policy_fix(api_path, "read"),
                 )
             if ref.scheme == "vault":
-                self._check_field(ref, api_path)
+                self._check_field(ref, api_path, reads)
         except CredentialError as exc:
-            return Finding(exc.status, exc.message, exc.fix, facts=facts)  # type: ignore[arg-type]
+            return vault_check.finding_from(exc, facts)
+        if ref.scheme != "vault" and api_path not in warned:
+            warned.add(api_path)
+            facts["warnings"] = _lease_warnings(api_path, caps)
         what = "KV field" if ref.scheme == "vault" else "dynamic secret path"
         return Finding("ok", f"{what} readable at {self._addr}", facts=facts)
 
-    def _capabilities(self, api_path: str) -> list[str]:
-        answer = self._keeper().call(
-            "POST", "sys/capabilities-self", json={"paths": [api_path]}, capability="update"
-        )
-        found = answer.get(api_path, answer.get("capabilities", []))
-        return [str(c) for c in found]
-
-    def _check_field(self, ref: SecretRef, api_path: str) -> None:
+    def describe(self) -> Finding:
+        """Once per backend: address and TLS, health, authentication, the token's lifetime."""
         try:
-            names = set(self._kv_values(self._read(api_path), ref))
-        except SecretNotFound:
-            raise SecretNotFound(
-                f"no KV secret at {ref.path} in vault at {self._addr}", fix=self._put_fix(ref)
-            ) from None
+            keeper = self._keeper()
+        except CredentialError as exc:
+            return vault_check.finding_from(exc, {"addr": self._addr})
+        return vault_check.describe(keeper, self._addr, self._spec)
+
+    def _check_field(
+        self, ref: SecretRef, api_path: str, reads: dict[str, set[str] | CredentialError]
+    ) -> None:
+        """The KV secret exists and has the field (each secret read once per check)."""
+        if api_path not in reads:
+            try:
+                reads[api_path] = {str(k) for k in self._kv_values(self._read(api_path), ref)}
+            except SecretNotFound:
+                reads[api_path] = SecretNotFound(
+                    f"no KV secret at {ref.path} in vault at {self._addr}"
+                )
+            except CredentialError as exc:
+                reads[api_path] = exc
+        names = reads[api_path]
+        if isinstance(names, CredentialError):
+            fix = self._put_fix(ref) if isinstance(names, SecretNotFound) else names.fix
+            raise type(names)(names.message, fix=fix)
         if ref.field not in names:
             raise SecretNotFound(
                 f"the KV secret {ref.path} has no field {ref.field!r}", fix=self._put_fix(ref)
@@ -227,6 +264,25 @@ class VaultBackend:
             raise type(self._problem)(self._problem.message, fix=self._problem.fix)
         assert self._auth is not None
         return self._auth
+
+
+def _revoke_path(path: str) -> str:
+    """A path under which the policy must allow revoking this source's leases."""
+    return f"sys/leases/revoke/{path}/lease"
+
+
+def _lease_warnings(api_path: str, caps: Mapping[str, list[str]]) -> list[str]:
+    """Dynamic leases the token could issue but not revoke or renew."""
+    found = []
+    if not vault_check.allows(caps[_revoke_path(api_path)], "update"):
+        fix = policy_fix(f"sys/leases/revoke/{api_path}/*", "update")
+        found.append(
+            f"the token may not revoke leases of {api_path} (they outlive the server): {fix}"
+        )
+    if not vault_check.allows(caps["sys/leases/renew"], "update"):
+        fix = policy_fix("sys/leases/renew", "update")
+        found.append(f"the token may not renew leases (re-issued instead at expiry): {fix}")
+    return found
 
 
 def _stringify(data: Mapping[str, Any]) -> dict[str | None, str]:

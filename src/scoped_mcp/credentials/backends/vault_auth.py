@@ -7,17 +7,28 @@ response-wrapping token), renews the token at about two thirds of its TTL, logs 
 renewal is refused or capped by max_ttl, and at ``close`` revokes what it obtained by login.
 Everything secret it holds is sealed; a lock guards the token state, so the broker may call it
 from several threads.
+
+``approle_login`` is the one difference between the server's start-up and ``creds check``:
+
+- ``"unwrap"`` (the server): log in, unwrapping a response-wrapped secret-id. The server keeps the
+  token it gets, so spending the secret-id is what it is for.
+- ``"plain-only"`` (``creds check --spend-secret-id``): log in with a plain secret-id, which uses
+  up one of its uses (if the role limits them); a wrapped secret-id is never unwrapped.
+- ``"never"`` (``creds check``): no AppRole login at all. ``inspect_secret_id`` says what can be
+  known without one: the inputs are readable, and a wrapping token is looked up (which does not
+  consume it), never unwrapped.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from scoped_mcp.credentials.backends.vault_http import Connection
 from scoped_mcp.credentials.lease import SealedSecret, Sealer
@@ -36,6 +47,8 @@ RENEW_FRACTION = 2 / 3
 CAPPED_FRACTION = 2 / 3
 """A renewal that grants less than this share of the login TTL is capped by max_ttl."""
 MAX_INPUT_BYTES = 64 * 1024
+AppRoleLogin = Literal["unwrap", "plain-only", "never"]
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -72,8 +85,10 @@ class TokenKeeper:
         conn: Connection,
         *,
         clock: Callable[[], float] = time.monotonic,
+        approle_login: AppRoleLogin = "unwrap",
     ) -> None:
         self._spec = spec
+        self.approle_login: AppRoleLogin = approle_login
         self._conn = conn
         self._clock = clock
         self._sealer = Sealer()
@@ -302,7 +317,37 @@ class TokenKeeper:
         data = answer["data"]
         return self._adopt(text, data, ours=False)
 
+    @property
+    def holds_token(self) -> bool:
+        """Whether a token (or an unwrapped secret-id) is already at hand: no input to spend."""
+        return self._token is not None or self._secret_id is not None
+
+    def inspect_secret_id(self) -> dict[str, Any]:
+        """AppRole inputs as far as they can be known without a login: facts, never a value.
+
+        The role-id and secret-id must be readable; a wrapping token is looked up, not unwrapped.
+        """
+        self._read_input("role_id")
+        given = self._read_input("secret_id")
+        info = self._wrapping_info(given)
+        if info is not None:
+            created = str(info.get("creation_path") or "")
+            return {
+                "secret_id": "wrapped",
+                "wrap_creation_path": created,
+                "wrap_ttl": info.get("creation_ttl"),
+                "wrap_created": info.get("creation_time"),
+            }
+        if _UUID.fullmatch(given):
+            return {"secret_id": "plain"}
+        return {"secret_id": "unknown"}
+
     def _login(self) -> _Token:
+        if self.approle_login == "never":
+            raise BackendMisconfigured(
+                "no AppRole login in a check: it would spend the secret-id",
+                fix="scoped-mcp creds check --spend-secret-id (a plain secret-id only)",
+            )
         role_id = self._read_input("role_id")
         secret_id = self._real_secret_id()
         mount = self._spec.approle_mount.strip("/")
@@ -346,20 +391,29 @@ class TokenKeeper:
         """The secret-id: read from its source once, unwrapped if it is a wrapping token."""
         if self._secret_id is None:
             given = self._read_input("secret_id")
+            wrapped = self._wrapping_info(given) is not None
+            if wrapped and self.approle_login != "unwrap":
+                raise BackendMisconfigured(
+                    "the secret-id is response-wrapped: a check never unwraps it (the server "
+                    "could not start after that)",
+                    fix="none needed: the server unwraps it at start-up",
+                )
             self._inputs.pop("secret_id", None)
-            real = self._unwrap(given) if self._is_wrapping_token(given) else given
+            real = self._unwrap(given) if wrapped else given
             self._secret_id = self._sealer.seal(real, context=b"secret_id")
         with self._sealer.open(self._secret_id, context=b"secret_id") as plain:
             return plain.text()
 
-    def _is_wrapping_token(self, value: str) -> bool:
+    def _wrapping_info(self, value: str) -> dict[str, Any] | None:
+        """What sys/wrapping/lookup says of ``value`` (it does not consume the token), or None."""
         try:
             answer = self._conn.request(
                 "POST", "sys/wrapping/lookup", token="", capability="update", json={"token": value}
             )
-        except BackendMisconfigured:  # HTTP 400: not a wrapping token
-            return False
-        return bool(answer and answer.get("data", {}).get("creation_path"))
+        except BackendMisconfigured:  # HTTP 400: not a (live) wrapping token
+            return None
+        data = (answer or {}).get("data") or {}
+        return dict(data) if data.get("creation_path") else None
 
     def _unwrap(self, wrapping_token: str) -> str:
         try:
