@@ -216,6 +216,6 @@ def _duration(seconds: float) -> str:
     whole = int(seconds)
     if whole < 120:
         return f"{whole}s"
-    if whole < 7200:
+    if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
