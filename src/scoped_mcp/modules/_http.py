@@ -27,7 +27,7 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -94,7 +94,8 @@ class BrokerAuth(httpx.Auth):
     """Points each request at the credential-held base URL and adds the bearer token, if any.
 
     ``url_key`` names the credential holding the base URL (for webhooks, the whole URL).
-    ``token_key`` names a bearer token, required unless ``token_optional``. A URL with
+    ``token_key`` names a bearer token, required unless ``token_optional``; ``scheme`` is the
+    Authorization scheme it is sent with (InfluxDB wants ``Token``). A URL with
     ``user:password@`` sends them as HTTP Basic credentials instead (unless a token is set). Only
     http and https URLs are used.
     """
@@ -106,11 +107,13 @@ class BrokerAuth(httpx.Auth):
         url_key: str,
         token_key: str | None = None,
         token_optional: bool = False,
+        scheme: str = "Bearer",
     ) -> None:
         self._credentials = credentials
         self._url_key = url_key
         self._token_key = token_key
         self._token_optional = token_optional
+        self._scheme = scheme
         self._absent_until = 0.0
 
     def __repr__(self) -> str:
@@ -127,7 +130,7 @@ class BrokerAuth(httpx.Auth):
         if await self._has_token():
             assert self._token_key is not None
             async with self._credentials.use(self._token_key) as token:
-                request.headers["Authorization"] = f"Bearer {token.text()}"
+                request.headers["Authorization"] = f"{self._scheme} {token.text()}"
         elif basic is not None:
             request.headers["Authorization"] = basic
         try:
@@ -177,11 +180,19 @@ def _retarget(request: httpx.Request, base_text: str, key: str) -> str | None:
 
 
 def make_client(
-    auth: httpx.Auth, config: HttpConfig, *, max_connections: int = 4
+    auth: httpx.Auth,
+    config: HttpConfig,
+    *,
+    max_connections: int = 4,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An ``AsyncClient`` with our limits; open it in ``startup`` and close it in ``shutdown``."""
+    """An ``AsyncClient`` with our limits; open it in ``startup`` and close it in ``shutdown``.
+
+    ``transport`` replaces httpx's default one (``http_proxy`` connects only to checked addresses).
+    """
     timeout = config.timeout_s
     return httpx.AsyncClient(
+        transport=transport,
         base_url=PLACEHOLDER_ORIGIN,
         auth=auth,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
@@ -230,19 +241,23 @@ class HttpService:
 async def request(
     client: httpx.AsyncClient,
     method: str,
-    path: str,
+    path: str | httpx.URL,
     config: HttpConfig,
     *,
     service: str,
     payload: Any = None,
+    content: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """Send one request and read at most ``max_response_bytes`` of the answer.
 
-    ``path`` is relative to the credential-held base URL. Every httpx error is mapped here.
+    ``path`` is relative to the credential-held base URL (or an absolute ``httpx.URL``);
+    ``content`` is a raw body sent instead of a JSON ``payload``. Every httpx error is mapped here.
     """
     try:
         with anyio.fail_after(config.timeout_s):
-            async with client.stream(method, path, json=payload) as answer:
+            stream = client.stream(method, path, json=payload, content=content, headers=headers)
+            async with stream as answer:
                 body = await _read_capped(answer, config.max_response_bytes, service)
                 return Response(answer.status_code, answer.headers, body)
     except TimeoutError:

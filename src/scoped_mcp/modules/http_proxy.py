@@ -1,0 +1,329 @@
+"""http_proxy module: HTTP calls to the named services the manifest lists, and nowhere else.
+
+The agent names a service and gives a path relative to it; it never gives a URL. Every request:
+
+* is built from the service's fixed origin and base path plus the checked, re-encoded path
+  (``_proxy_rules``), under one of the service's path prefixes, with an allowed method;
+* connects only to an address the network policy accepts (``_netpolicy``), resolved once and
+  pinned for the connection (``_pinned``), so DNS rebinding and internal addresses are out;
+* carries the service's credential, if any, added by the broker inside the request flow
+  (``ServiceAuth``): neither this code nor the agent holds it, and it is scrubbed from results;
+* follows a redirect only to the same service and an allowed path, up to ``max_redirects``;
+* has its request body capped by ``max_request_bytes`` and its response by ``max_response_bytes``;
+  only allowlisted request and response headers pass.
+
+Credential keys are named in the configuration (``auth.key`` per service), so the module reports
+them through ``declared_credentials`` and every key named there is required at start-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import Any, Final
+
+import httpx
+
+from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.modules import _http, _netpolicy
+from scoped_mcp.modules import _proxy_rules as rules
+from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._pinned import PinnedTransport
+from scoped_mcp.modules._proxy_config import HttpProxyConfig, Target
+
+_log = logging.getLogger(__name__)
+
+REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
+QueryParams = dict[str, str | int | float | bool]
+
+
+class ServiceAuth(httpx.Auth):
+    """Adds one service's credential header from the broker while the request is sent."""
+
+    def __init__(
+        self, credentials: ModuleCredentials, *, key: str, header: str, scheme: str | None
+    ) -> None:
+        self._credentials = credentials
+        self._key = key
+        self._header = header
+        self._scheme = scheme
+
+    def __repr__(self) -> str:
+        return f"ServiceAuth(key={self._key!r}, header={self._header!r})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        raise RuntimeError("ServiceAuth works with httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        async with self._credentials.use(self._key) as secret:
+            value = secret.text()
+            request.headers[self._header] = f"{self._scheme} {value}" if self._scheme else value
+        try:
+            yield request
+        finally:
+            request.headers.pop(self._header, None)
+
+
+class HttpProxyModule(ToolModule):
+    """Call allowlisted HTTP services by name, with SSRF protection and injected credentials."""
+
+    name = "http_proxy"
+    config_model = HttpProxyConfig
+    config: HttpProxyConfig
+
+    def __init__(
+        self,
+        agent_ctx: AgentContext,
+        credentials: Any,
+        config: HttpProxyConfig,
+        *,
+        resolver: _netpolicy.Resolver | None = None,
+    ) -> None:
+        super().__init__(agent_ctx, credentials, config)
+        self.resolver: _netpolicy.Resolver = resolver or _netpolicy.SystemResolver()
+        self._view: ModuleCredentials = credentials
+        self._targets = {name: Target.build(name, s) for name, s in config.services.items()}
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    @classmethod
+    def declared_credentials(cls, config: Any) -> tuple[Sequence[str], Sequence[str]]:
+        """Every ``auth.key`` the services name; all are required."""
+        keys = {s.auth.key for s in config.services.values() if s.auth is not None}
+        return sorted(keys), ()
+
+    async def startup(self) -> None:
+        """Open one pinned client per service (no connection is made until the first call)."""
+        for name, spec in self.config.services.items():
+            target = self._targets[name]
+            if target.allow_private:
+                _log.warning(
+                    "http_proxy service allows private networks (allow_private_networks)",
+                    extra={"service": name},
+                )
+            auth: httpx.Auth = httpx.Auth()
+            if spec.auth is not None:
+                auth = ServiceAuth(
+                    self._view,
+                    key=spec.auth.key,
+                    header=spec.auth.header,
+                    scheme=spec.auth.scheme,
+                )
+            transport = PinnedTransport(self._resolver_for(target), service=name)
+            self._clients[name] = _http.make_client(auth, self.config, transport=transport)
+
+    async def shutdown(self) -> None:
+        """Close every client."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            await client.aclose()
+
+    def _resolver_for(self, target: Target) -> Any:
+        async def resolve(host: str, port: int) -> _netpolicy.IPAddress:
+            return await _netpolicy.resolve_checked(
+                host,
+                port,
+                resolver=self.resolver,
+                allow_private=target.allow_private,
+                service=target.name,
+            )
+
+        return resolve
+
+    @tool(mode="read")
+    async def get(
+        self,
+        service: str,
+        path: str,
+        *,
+        params: QueryParams | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """GET a path of a named service (a path relative to the service, never a URL).
+
+        Returns status, allowed headers and the body: "json" when it is JSON, else "body" as
+        text, or "body_base64" for binary content.
+        """
+        return await self._send(
+            "GET", service=service, path=path, params=params, headers=headers, payload=None
+        )
+
+    @tool(mode="write")
+    async def post(
+        self,
+        service: str,
+        path: str,
+        *,
+        body: str | None = None,
+        json_body: Any = None,
+        params: QueryParams | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST to a path of a named service; send either body (text) or json_body."""
+        return await self._send(
+            "POST",
+            service=service,
+            path=path,
+            params=params,
+            headers=headers,
+            payload=(body, json_body),
+        )
+
+    @tool(mode="write")
+    async def put(
+        self,
+        service: str,
+        path: str,
+        *,
+        body: str | None = None,
+        json_body: Any = None,
+        params: QueryParams | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """PUT to a path of a named service; send either body (text) or json_body."""
+        return await self._send(
+            "PUT",
+            service=service,
+            path=path,
+            params=params,
+            headers=headers,
+            payload=(body, json_body),
+        )
+
+    @tool(mode="write")
+    async def delete(
+        self,
+        service: str,
+        path: str,
+        *,
+        params: QueryParams | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """DELETE a path of a named service."""
+        return await self._send(
+            "DELETE", service=service, path=path, params=params, headers=headers, payload=None
+        )
+
+    def _target(self, service: str, method: str) -> Target:
+        target = self._targets.get(service) if isinstance(service, str) else None
+        if target is None:
+            names = ", ".join(sorted(self._targets))
+            raise ScopeViolation(f"service is not in this agent's allowlist (services: {names})")
+        if method not in target.methods:
+            raise ScopeViolation(f"{service}: method {method} is not allowed for this service")
+        return target
+
+    async def _send(
+        self,
+        method: str,
+        *,
+        service: str,
+        path: str,
+        params: Mapping[str, object] | None,
+        headers: Mapping[str, str] | None,
+        payload: tuple[str | None, Any] | None,
+    ) -> dict[str, Any]:
+        target = self._target(service, method)
+        segments, trailing = rules.path_segments(path)
+        if not rules.under_prefix(segments, target.prefixes):
+            raise ScopeViolation(f"{service}: path is outside the service's allowed paths")
+        sent = rules.request_headers(headers, allowed=target.request_headers)
+        content = self._body(target, payload, sent)
+        sent["accept-encoding"] = "identity"
+        url = target.url(segments, trailing, rules.query_string(params))
+        return await self._exchange(target, method, url, sent, content)
+
+    @staticmethod
+    def _body(
+        target: Target, payload: tuple[str | None, Any] | None, headers: dict[str, str]
+    ) -> bytes | None:
+        if payload is None:
+            return None
+        text, data = payload
+        if text is not None and data is not None:
+            raise InvalidArgument("send either body or json_body, not both")
+        if text is None and data is None:
+            return None
+        if text is not None:
+            content = text.encode("utf-8", "strict")
+            headers.setdefault("content-type", "text/plain; charset=utf-8")
+        else:
+            content = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            headers.setdefault("content-type", "application/json")
+        if len(content) > target.max_request_bytes:
+            raise InvalidArgument(f"request body is larger than {target.max_request_bytes} bytes")
+        return content
+
+    async def _exchange(
+        self, target: Target, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> dict[str, Any]:
+        client = self._clients.get(target.name)
+        if client is None:
+            raise RuntimeError("http_proxy used before startup()")
+        for _ in range(self.config.max_redirects + 1):
+            answer = await _http.request(
+                client, method, url, self.config, service=target.name, content=body,
+                headers=headers,
+            )  # fmt: skip
+            location = answer.headers.get("Location")
+            if answer.status not in REDIRECTS or location is None:
+                return _result(target, answer)
+            url = _redirect_target(target, url, location)
+            if answer.status == 303 or (answer.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+                headers.pop("content-type", None)
+        raise BackendError(f"{target.name}: more than {self.config.max_redirects} redirects")
+
+
+def _redirect_target(target: Target, current: str, location: str) -> str:
+    """The URL a redirect names, if it stays on the same service and allowed paths."""
+    refused = ScopeViolation(f"{target.name}: redirect to a location outside the service refused")
+    if not location.isascii() or any(c.isspace() or ord(c) < 32 for c in location):
+        raise refused
+    try:
+        joined = httpx.URL(current).join(location)
+    except httpx.InvalidURL:
+        raise refused from None
+    port = joined.port or {"http": 80, "https": 443}.get(joined.scheme)
+    same = (joined.scheme, joined.host, port) == (target.scheme, target.host, target.port)
+    if not same or joined.userinfo:
+        raise refused
+    raw = joined.raw_path.decode("ascii")
+    path, _, query = raw.partition("?")
+    relative = target.relative(path)
+    if relative is None:
+        raise refused
+    try:
+        segments, trailing = rules.path_segments(relative)
+    except (ScopeViolation, InvalidArgument):
+        raise refused from None
+    if not rules.under_prefix(segments, target.prefixes):
+        raise refused
+    return target.url(segments, trailing, query)
+
+
+def _result(target: Target, answer: _http.Response) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "status": answer.status,
+        "headers": rules.response_headers(
+            answer.headers.multi_items(), allowed=target.response_headers
+        ),
+    }
+    if answer.status in REDIRECTS:
+        result["note"] = "redirect without a Location header"
+    content_type = answer.headers.get("Content-Type", "").lower()
+    if "json" in content_type:
+        parsed = answer.json()
+        if parsed is not None or answer.body.strip() == b"null":
+            result["json"] = parsed
+            return result
+    try:
+        result["body"] = answer.body.decode("utf-8")
+    except UnicodeDecodeError:
+        result["body_base64"] = base64.b64encode(answer.body).decode("ascii")
+    return result
