@@ -10,6 +10,7 @@ BUILTIN: dict[str, str] = {
     "matrix": "scoped_mcp.modules.matrix:MatrixModule",
     "slack_webhook": "scoped_mcp.modules.slack_webhook:SlackWebhookModule",
     "discord_webhook": "scoped_mcp.modules.discord_webhook:DiscordWebhookModule",
+    "mcp_proxy": "scoped_mcp.modules.mcp_proxy:McpProxyModule",
     "http_proxy": "scoped_mcp.modules.http_proxy:HttpProxyModule",
 }
 """Built-in module name -> 'module:Class'. Imported only when a manifest names them."""

@@ -1,0 +1,312 @@
+"""mcp_proxy: an upstream MCP server's allowlisted tools, with credentials it never keeps.
+
+The upstream is a child process spoken to over stdio (``command``, ``args``, ``env``) or a
+streamable-HTTP server (``url``, ``headers``). Credentials reach it from the broker, spelled
+``${cred:KEY}`` inside an ``env`` or ``headers`` value: into the child's environment (which holds
+nothing else; not even PATH unless ``env`` gives it) or into request headers. When a value
+behind them changes (a lease rotated, a TTL re-read found a new value) the child is restarted, or
+the HTTP session rebuilt with the new header, between calls (see ``_mcp_upstream``).
+
+Only the tools named under ``tools:`` exist for the agent, as ``{module}_{tool}``, each marked
+read or write and registered by the module's mode; one missing upstream stops start-up. Upstream
+results and error texts go through the same redaction as every tool's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import httpx2
+import mcp_types
+from fastmcp.client.transports.base import ClientTransport
+from fastmcp.client.transports.http import StreamableHttpTransport
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.errors import BackendError, ModuleLoadError
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
+from scoped_mcp.modules._mcp_stdio import ExactEnvStdio
+from scoped_mcp.modules._mcp_upstream import Upstream, UpstreamFailed
+
+CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+LOOPBACK_NAMES = {"localhost"}
+
+
+def _templated(where: str, values: dict[str, str]) -> dict[str, str]:
+    """Refuse any ``${`` that is not a well-formed ``${cred:KEY}`` (a typo must not pass)."""
+    for name, value in values.items():
+        if "${" in CRED.sub("", value):
+            raise ValueError(f"{where}.{name}: '${{' may only start a ${{cred:KEY}} reference")
+    return values
+
+
+class McpProxyConfig(BaseModel):
+    """The ``config:`` block of an ``mcp_proxy`` module."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str | None = Field(default=None, description="The upstream's executable (stdio).")
+    args: list[str] = Field(default_factory=list, description="Its arguments.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="The child's whole environment; values may hold ${cred:KEY}.",
+    )
+    cwd: Path | None = Field(default=None, description="The child's working directory.")
+    url: str | None = Field(default=None, description="A streamable-HTTP upstream's endpoint.")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Request headers; values may hold ${cred:KEY}."
+    )
+    tools: dict[str, ToolMode] = Field(
+        min_length=1, description="Upstream tool name -> read or write: the allowlist."
+    )
+    start_timeout: float = Field(default=30, gt=0, le=600, description="Seconds to start.")
+    call_timeout: float = Field(default=60, gt=0, le=3600, description="Seconds per call.")
+    stop_timeout: float = Field(default=5, gt=0, le=60, description="Seconds per stop step.")
+    stderr: Literal["log", "discard"] = Field(
+        default="log", description="The child's stderr: into the ops log (scrubbed) or dropped."
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ENV_NAME.fullmatch(name):
+                raise ValueError(f"env: {name!r} is not a valid variable name")
+        return _templated("env", value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not HEADER_NAME.fullmatch(name) or any(c in text for c in "\r\n\0"):
+                raise ValueError(f"headers: {name!r} is not a valid header")
+        return _templated("headers", value)
+
+    @field_validator("tools")
+    @classmethod
+    def _tools(cls, value: dict[str, ToolMode]) -> dict[str, ToolMode]:
+        for name in value:
+            if not TOOL_NAME.fullmatch(name):
+                raise ValueError(f"tools: {name!r} is not an MCP tool name")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname or parts.username:
+            raise ValueError("url must be https://host/path (no user info)")
+        if parts.scheme == "http" and not _loopback(parts.hostname):
+            raise ValueError("plain http is allowed only to a loopback address")
+        return value
+
+    @model_validator(mode="after")
+    def _one_upstream(self) -> McpProxyConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError("give exactly one of 'command' (stdio child) or 'url' (HTTP)")
+        if self.url is not None and (self.env or self.args or self.cwd):
+            raise ValueError("'env', 'args' and 'cwd' apply to a 'command' upstream only")
+        if self.command is not None and self.headers:
+            raise ValueError("'headers' apply to a 'url' upstream only")
+        return self
+
+    def credential_keys(self) -> list[str]:
+        """Every key a ``${cred:KEY}`` names, in order of first use."""
+        found: dict[str, None] = {}
+        for value in [*self.env.values(), *self.headers.values()]:
+            found.update(dict.fromkeys(CRED.findall(value)))
+        return list(found)
+
+
+def _loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class McpProxyModule(ToolModule):
+    """Proxies allowlisted tools of one upstream MCP server (stdio child or streamable HTTP)."""
+
+    name = "mcp_proxy"
+    config_model = McpProxyConfig
+
+    @classmethod
+    def declared_credentials(cls, config: Any) -> tuple[Sequence[str], Sequence[str]]:
+        assert isinstance(config, McpProxyConfig)
+        return tuple(config.credential_keys()), ()
+
+    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: Any) -> None:
+        super().__init__(agent_ctx, credentials, config)
+        self.cfg: McpProxyConfig = config
+        self._keys = self.cfg.credential_keys()
+        self._mac_key = secrets.token_bytes(32)
+        self._label = "mcp_proxy"
+        self._tools: list[DynamicTool] = []
+        self.upstream: Upstream | None = None
+
+    async def startup(self) -> None:
+        """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps."""
+        upstream = Upstream(
+            connect=self._connect,
+            fingerprint=self._fingerprint,
+            start_seconds=self.cfg.start_timeout,
+            call_seconds=self.cfg.call_timeout,
+            label=self._label,
+        )
+        try:
+            listed = await upstream.start()
+            self._tools = self._allowlisted(listed)
+        except BaseException as exc:
+            await upstream.close()
+            if isinstance(exc, UpstreamFailed | BackendError):
+                raise ModuleLoadError(f"mcp_proxy: {exc}") from None
+            raise
+        self.upstream = upstream
+
+    async def shutdown(self) -> None:
+        """Stop the child (stdin closed, then SIGTERM, then SIGKILL) or end the HTTP session."""
+        if self.upstream is not None:
+            await self.upstream.close()
+
+    def dynamic_tools(self) -> Sequence[DynamicTool]:
+        return self._tools
+
+    def _allowlisted(self, listed: list[mcp_types.Tool]) -> list[DynamicTool]:
+        upstream = {tool.name: tool for tool in listed}
+        missing = sorted(set(self.cfg.tools) - set(upstream))
+        if missing:
+            raise ModuleLoadError(
+                f"mcp_proxy: the upstream has no tool {', '.join(map(repr, missing))}",
+                fix="correct config.tools; the upstream offers: "
+                + ", ".join(sorted(upstream)[:50]),
+            )
+        return [
+            DynamicTool(
+                name=name,
+                mode=mode,
+                description=upstream[name].description or "",
+                parameters=upstream[name].input_schema or {"type": "object"},
+                call=self._caller(name),
+            )
+            for name, mode in self.cfg.tools.items()
+        ]
+
+    def _caller(self, name: str) -> Any:
+        async def call(arguments: dict[str, Any]) -> Any:
+            assert self.upstream is not None
+            return _for_agent(await self.upstream.call(name, arguments))
+
+        return call
+
+    # -- credentials -------------------------------------------------------------------------
+
+    @property
+    def _view(self) -> ModuleCredentials:
+        assert isinstance(self.credentials, ModuleCredentials)
+        return self.credentials
+
+    async def _fingerprint(self) -> bytes:
+        """A keyed digest of the current credential values, computed without a ``str`` copy."""
+        mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
+        for key in self._keys:
+            async with self._view.use(key) as plain:
+                view = plain.bytes_view
+                mac.update(len(view).to_bytes(8, "big"))
+                mac.update(view)
+        return mac.digest()
+
+    async def _connect(self) -> tuple[ClientTransport, bytes]:
+        """A transport carrying the current credentials, and their fingerprint."""
+        mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
+        values: dict[str, str] = {}
+        for key in self._keys:
+            async with self._view.use(key) as plain:
+                view = plain.bytes_view
+                mac.update(len(view).to_bytes(8, "big"))
+                mac.update(view)
+                values[key] = plain.text()
+        try:
+            return self._transport(values), mac.digest()
+        finally:
+            values.clear()
+
+    def _transport(self, values: dict[str, str]) -> ClientTransport:
+        def fill(template: str) -> str:
+            return CRED.sub(lambda match: values[match.group(1)], template)
+
+        if self.cfg.url is not None:
+            headers = {name: fill(value) for name, value in self.cfg.headers.items()}
+            return StreamableHttpTransport(
+                self.cfg.url, headers=headers, httpx_client_factory=_http_client
+            )
+        assert self.cfg.command is not None
+        return ExactEnvStdio(
+            _executable(self.cfg.command),
+            self.cfg.args,
+            env={name: fill(value) for name, value in self.cfg.env.items()},
+            cwd=str(self.cfg.cwd) if self.cfg.cwd else None,
+            stderr=self.cfg.stderr,
+            stop_seconds=self.cfg.stop_timeout,
+            label=self._label,
+        )
+
+
+def _executable(command: str) -> str:
+    """An absolute path for ``command``: bare names are looked up on scoped-mcp's own PATH."""
+    if "/" in command:
+        return command
+    found = shutil.which(command)
+    if found is None:
+        raise BackendError(f"upstream command {command!r} not found on PATH")
+    return found
+
+
+def _http_client(
+    headers: dict[str, str] | None = None,
+    timeout: httpx2.Timeout | None = None,
+    auth: httpx2.Auth | None = None,
+    **_ignored: Any,
+) -> httpx2.AsyncClient:
+    """An HTTP client without ambient proxy settings or redirects, whatever the caller asks."""
+    return httpx2.AsyncClient(
+        headers=headers,
+        timeout=timeout or httpx2.Timeout(30.0, read=300.0),
+        auth=auth,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def _for_agent(result: mcp_types.CallToolResult) -> Any:
+    """The upstream's result as plain data; an upstream error becomes a ``BackendError``."""
+    texts = [block.text for block in result.content if isinstance(block, mcp_types.TextContent)]
+    if result.is_error:
+        raise BackendError("upstream error: " + (" ".join(texts) or "no detail"))
+    if result.structured_content is not None:
+        wrapped = (result.meta or {}).get("fastmcp", {}).get("wrap_result") is True
+        structured = result.structured_content
+        # FastMCP servers wrap a non-object return as {"result": value}; hand on the value.
+        return structured.get("result") if wrapped and set(structured) == {"result"} else structured
+    if len(texts) == len(result.content):
+        return texts[0] if len(texts) == 1 else texts
+    return [
+        block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content
+    ]
