@@ -12,5 +12,6 @@ BUILTIN: dict[str, str] = {
     "discord_webhook": "scoped_mcp.modules.discord_webhook:DiscordWebhookModule",
     "mcp_proxy": "scoped_mcp.modules.mcp_proxy:McpProxyModule",
     "http_proxy": "scoped_mcp.modules.http_proxy:HttpProxyModule",
+    "grafana": "scoped_mcp.modules.grafana:GrafanaModule",
 }
 """Built-in module name -> 'module:Class'. Imported only when a manifest names them."""

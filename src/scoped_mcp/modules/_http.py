@@ -225,12 +225,27 @@ class HttpService:
             await self._client.aclose()
             self._client = None
 
-    async def call(self, method: str, path: str, payload: Any = None) -> Response:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         """``request`` through this service's client."""
         if self._client is None:
             raise RuntimeError(f"{self.service}: HTTP client used before startup()")
         return await request(
-            self._client, method, path, self.config, service=self.service, payload=payload
+            self._client,
+            method,
+            path,
+            self.config,
+            service=self.service,
+            payload=payload,
+            content=content,
+            headers=headers,
         )
 
     def error(self, response: Response, *, code: str | None = None) -> BackendError:
