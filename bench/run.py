@@ -1,13 +1,15 @@
 """Benchmark: scoped-mcp against a bare FastMCP server doing the same file read.
 
-    python bench/run.py [--calls N] [--starts N] [--json out.json]
+    python bench/run.py [--calls N] [--starts N] [--json out.json] [--otel]
 
 Measures cold start (spawn to the first ``tools/list`` answer), the round trip of a small
 ``filesystem_read_file`` call, and peak RSS, for scoped-mcp serving a temporary copy of
 ``manifests/research-agent.yml`` and for ``bench/bare_server.py``. Both are spawned with this
 interpreter and the same minimal environment, driven by newline-delimited JSON-RPC over pipes (no
 MCP client library in the loop), and run interleaved so machine noise falls on both alike.
-Everything lives in a temporary directory that is removed at the end. See bench/README.md.
+Everything lives in a temporary directory that is removed at the end. ``--otel`` adds a third
+server: scoped-mcp with tracing and metrics exported over OTLP/HTTP to a sink on 127.0.0.1.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +158,7 @@ class Subject:
 
     label: str
     argv: list[str]
+    env: dict[str, str] | None = None  # extra variables on top of the shared environment
     starts_ms: list[float] = field(default_factory=list)
     calls_ms: list[float] = field(default_factory=list)
     cpu_ns: int = 0
@@ -227,6 +233,48 @@ def _manifest_problem(path: Path, env: dict[str, str]) -> str | None:
     return " ".join(line.strip() for line in lines[1:3]) or f"exit code {done.returncode}"
 
 
+@dataclass
+class Sink:
+    """What the OTLP sink received."""
+
+    requests: int = 0
+    bytes: int = 0
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[tuple[str, Sink]]:
+    """An OTLP/HTTP endpoint on 127.0.0.1 that accepts and counts every export, then drops it."""
+    sink = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length", "0"))
+            self.rfile.read(size)
+            sink.requests += 1
+            sink.bytes += size
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", sink
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def otel_subject(ours: Subject, endpoint: str) -> Subject:
+    """scoped-mcp again, exporting traces and metrics to ``endpoint``."""
+    env = {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_SERVICE_NAME": "scoped-mcp-bench"}
+    return Subject("scoped-mcp +otel", ours.argv, env)
+
+
 def subjects(setup: Setup) -> tuple[Subject, Subject]:
     script = Path(sys.executable).with_name("scoped-mcp")
     if script.exists():  # the console script, run by this interpreter, exactly as hosts start it
@@ -242,7 +290,7 @@ def start(subject: Subject, setup: Setup) -> tuple[Session, float]:
     """Spawn the server and complete the handshake; return the session and the time taken (ms)."""
     began = time.perf_counter()
     stderr_path = setup.root / "stderr.log"
-    session = Session(subject.argv, setup.env, setup.root, stderr_path)
+    session = Session(subject.argv, {**setup.env, **(subject.env or {})}, setup.root, stderr_path)
     try:
         subject.tools = session.handshake()
     except ServerFailed as exc:
@@ -255,18 +303,18 @@ def start(subject: Subject, setup: Setup) -> tuple[Session, float]:
     return session, (time.perf_counter() - began) * 1000
 
 
-def bench_starts(pair: tuple[Subject, Subject], setup: Setup, n: int) -> None:
+def bench_starts(pair: tuple[Subject, ...], setup: Setup, n: int) -> None:
     for subject in pair:  # one unmeasured start each: bytecode caches and page cache warm
         start(subject, setup)[0].close()
     for i in range(n):
-        order = pair if i % 2 == 0 else pair[::-1]  # A B, B A, ...: neither always goes first
+        order = pair if i % 2 == 0 else pair[::-1]  # A B, B A, ...: none always goes first
         for subject in order:
             session, elapsed = start(subject, setup)
             session.close()
             subject.starts_ms.append(elapsed)
 
 
-def bench_calls(pair: tuple[Subject, Subject], setup: Setup, n: int) -> None:
+def bench_calls(pair: tuple[Subject, ...], setup: Setup, n: int) -> None:
     sessions = [start(subject, setup)[0] for subject in pair]
     try:
         for session in sessions:
@@ -327,6 +375,36 @@ def summarise(ours: Subject, bare: Subject) -> list[dict[str, Any]]:
     return rows
 
 
+def summarise_otel(on: Subject, off: Subject) -> list[dict[str, Any]]:
+    """Tracing on against off, same server: the per-call cost of telemetry."""
+    median = statistics.median
+    metrics = [
+        ("cold start median", "ms", median(on.starts_ms), median(off.starts_ms)),
+        ("per-call median", "ms", median(on.calls_ms), median(off.calls_ms)),
+        ("per-call p90", "ms", p90(on.calls_ms), p90(off.calls_ms)),
+        ("server CPU per call", "ms", on.cpu_ns / len(on.calls_ms) / 1e6,
+         off.cpu_ns / len(off.calls_ms) / 1e6),
+        ("peak RSS (VmHWM)", "MiB", on.peak_rss_kib / 1024, off.peak_rss_kib / 1024),
+    ]  # fmt: skip
+    return [
+        {"metric": name, "unit": unit, "otel_on": round(a, 4), "otel_off": round(b, 4),
+         "ratio": round(a / b, 4), "delta": round(a - b, 4)}
+        for name, unit, a, b in metrics
+    ]  # fmt: skip
+
+
+def render_otel(rows: list[dict[str, Any]], sink: Sink) -> str:
+    head = f"{'tracing on vs off':<26}{'on':>12}{'off':>14}{'ratio':>8}{'delta':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['metric'] + ' (' + r['unit'] + ')':<26}{r['otel_on']:>12.3f}{r['otel_off']:>14.3f}"
+            f"{r['ratio']:>7.3f}x{r['delta']:>+10.3f}"
+        )
+    lines.append(f"(OTLP sink on 127.0.0.1 received {sink.requests} exports, {sink.bytes} bytes)")
+    return "\n".join(lines)
+
+
 def render(rows: list[dict[str, Any]]) -> str:
     head = f"{'metric':<26}{'scoped-mcp':>12}{'bare FastMCP':>14}{'ratio':>8}{'target':>9}  result"
     lines = [head, "-" * len(head)]
@@ -345,17 +423,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=500, help="timed calls per server (500)")
     parser.add_argument("--starts", type=int, default=15, help="cold starts per server (15)")
     parser.add_argument("--json", type=Path, help="write the numbers to this file")
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="also run scoped-mcp with tracing on (OTLP/HTTP to a local sink) and compare",
+    )
     args = parser.parse_args(argv)
     if not 2 <= args.starts <= 200 or not 10 <= args.calls <= 20000:
         parser.error("--starts must be 2..200 and --calls 10..20000")
 
     began = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="scoped-mcp-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="scoped-mcp-bench-") as tmp,
+        otlp_sink() if args.otel else contextlib.nullcontext(("", Sink())) as (endpoint, sink),
+    ):
         setup = prepare(Path(tmp))
-        pair = subjects(setup)
+        pair: tuple[Subject, ...] = subjects(setup)
+        if args.otel:
+            pair = (*pair, otel_subject(pair[0], endpoint))
         bench_starts(pair, setup, args.starts)
         bench_calls(pair, setup, args.calls)
-    rows = summarise(*pair)
+    rows = summarise(pair[0], pair[1])
+    otel_rows = summarise_otel(pair[2], pair[0]) if args.otel else []
     meta = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -374,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{setup.note}; {meta['cpus']} CPUs, Python {meta['python']}; "
           f"{args.starts} starts and {args.calls} calls per server, interleaved")  # fmt: skip
     print(render(rows))
+    if otel_rows:
+        print(render_otel(otel_rows, sink))
     print(f"(wall time {meta['wall_seconds']} s)")
     if args.json:
         out = {
@@ -382,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
             "samples_ms": {s.label: {"starts": s.starts_ms, "calls": s.calls_ms} for s in pair},
             "peak_rss_kib": {s.label: s.peak_rss_kib for s in pair},
             "cpu_ns_during_calls": {s.label: s.cpu_ns for s in pair},
+            "otel": {"results": otel_rows, "sink_requests": sink.requests, "sink_bytes": sink.bytes}
+            if args.otel
+            else None,
         }
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0

@@ -217,6 +217,20 @@ class AuditSpec(StrictModel):
     )
 
 
+class TelemetrySpec(StrictModel):
+    """``telemetry:``: OpenTelemetry export (docs/observability.md). ``OTEL_*`` variables win."""
+
+    enabled: bool = True
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (/v1/traces is appended).",
+    )
+    service_name: str = Field(default="scoped-mcp", min_length=1)
+    traces: bool = True
+    metrics: bool = True
+
+
 class Manifest(StrictModel):
     """A whole manifest file."""
 
@@ -225,6 +239,7 @@ class Manifest(StrictModel):
     modules: dict[str, ModuleSpec] = Field(default_factory=dict)
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
+    telemetry: TelemetrySpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("modules")

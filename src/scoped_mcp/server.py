@@ -31,6 +31,8 @@ from scoped_mcp.invocation import wrap_dynamic, wrap_tool
 from scoped_mcp.manifest import Manifest
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.telemetry import settings as telemetry_settings
+from scoped_mcp.telemetry.interface import Telemetry
 
 _log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 5.0
@@ -46,6 +48,7 @@ class Runtime:
     broker: CredentialBroker
     modules: list[tuple[str, ToolModule]] = field(default_factory=list)
     tool_names: list[str] = field(default_factory=list)
+    telemetry: Telemetry | None = None
     modes: dict[str, ToolMode] = field(default_factory=dict)
 
 
@@ -55,6 +58,7 @@ def build(
     environ: Mapping[str, str],
     *,
     redactor: Redactor | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Runtime:
     """Validate and assemble the server; ``ConfigError`` for anything the operator must fix."""
     redactor = redactor or Redactor()
@@ -62,12 +66,16 @@ def build(
     plans = build_plans(manifest, planned, agent_ctx)
     backends = load_backends(schemes_used(plans), manifest.credentials, agent_ctx, environ)
     require_usable(check_plans(plans, backends))
+    telemetry = telemetry or telemetry_settings.configure(
+        manifest.telemetry, environ, agent_ctx, redactor
+    )
     audit = open_audit_log(
         manifest.audit.path or default_path(agent_ctx, dict(environ)),
         agent_ctx,
         redactor,
         max_bytes=manifest.audit.max_bytes,
         keep=manifest.audit.keep,
+        extra=[telemetry.process] if telemetry is not None else (),
     )
     broker = CredentialBroker(
         plans=plans,
@@ -118,6 +126,7 @@ def build(
         broker=broker,
         modules=[(item.key, module) for item, module in instances],
         tool_names=[tool.name for tool in tools],
+        telemetry=telemetry,
         modes={item.key: item.mode for item in planned},
     )
 
@@ -172,6 +181,8 @@ async def stop_modules(runtime: Runtime) -> None:
                     "module shutdown failed", extra={"module": key, "exc_type": type(exc).__name__}
                 )
     await runtime.broker.close()
+    if runtime.telemetry is not None:
+        runtime.telemetry.shutdown()
 
 
 async def serve_stdio(runtime: Runtime, *, on_signal: Callable[[str], Awaitable[None]]) -> None:

@@ -51,6 +51,7 @@ class AuditBoundary(Middleware):
                 outcome="denied",
                 duration_ms=monotonic_ms(started),
                 error=reason,
+                error_type=_error_type(reason),
             )
             raise ToolError(reason) from None
         finally:
@@ -72,3 +73,12 @@ def _reason(exc: Exception) -> str:
     if name == "ValidationError":
         return "invalid arguments"
     return f"refused before the tool ran ({name})"
+
+
+def _error_type(reason: str) -> str:
+    """A stable, low-cardinality name for why the call was refused (for metrics and spans)."""
+    if reason == "unknown tool":
+        return "UnknownTool"
+    if reason.startswith("invalid arguments"):
+        return "InvalidArguments"
+    return "Refused"

@@ -125,12 +125,14 @@ def open_audit_log(
     keep: int = DEFAULT_KEEP,
     extra: Sequence[Processor] = (),
 ) -> AuditLog:
-    """The standard pipeline: identity -> timestamp -> [extra] -> redaction -> chain -> JSON line.
+    """The standard pipeline: identity -> timestamp -> redaction -> [extra] -> chain -> JSON line.
+
+    ``extra`` steps (telemetry) see records already scrubbed of secrets.
 
     Raises ``ConfigError`` when the file cannot be opened (a symbolic link, a missing or read-only
     directory): the server does not run without its audit trail.
     """
-    processors = [add_identity(agent_ctx), add_timestamp, *extra, redact_with(redactor)]
+    processors = [add_identity(agent_ctx), add_timestamp, redact_with(redactor), *extra]
     try:
         return AuditLog(path, processors, max_bytes=max_bytes, keep=keep)
     except OSError as exc:
