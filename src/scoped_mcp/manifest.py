@@ -65,7 +65,10 @@ class ModuleSpec(StrictModel):
         description="read (read tools only) or write (read and write tools). Omit for "
         "write-only notification modules. A module with read tools defaults to read.",
     )
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The module's own settings, validated by its configuration model (below).",
+    )
     credentials: dict[str, str] = Field(
         default_factory=dict,
         description="Secret references for this module only; they override credentials.keys.",
@@ -85,7 +88,11 @@ SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 class KeyringSpec(StrictModel):
     """``credentials.keyring``: the OS keyring entries, one per key (username = key name)."""
 
-    service: str = Field(default="scoped-mcp/{agent_type}", min_length=1)
+    service: str = Field(
+        default="scoped-mcp/{agent_type}",
+        min_length=1,
+        description="Keyring service for source: keyring; the username is the key name.",
+    )
     backend: str | None = Field(
         default=None,
         description="The keyring backend class, e.g. 'keyring.backends.SecretService.Keyring'. "
@@ -97,21 +104,40 @@ class VaultSpec(StrictModel):
     """``credentials.vault``: how the broker reaches and authenticates to Vault/OpenBao."""
 
     addr: str | None = Field(default=None, description="Default: $VAULT_ADDR, then $BAO_ADDR.")
-    auth: Literal["token", "approle"] = "token"
-    token_env: str | None = None
-    token_file: ManifestPath | None = None
-    role_id_env: str | None = None
-    role_id_file: ManifestPath | None = None
-    secret_id_env: str | None = None
-    secret_id_file: ManifestPath | None = None
-    approle_mount: str = "approle"
+    auth: Literal["token", "approle"] = Field(
+        default="token", description="How the broker authenticates."
+    )
+    token_env: str | None = Field(
+        default=None, description="Environment variable holding the token (auth: token)."
+    )
+    token_file: ManifestPath | None = Field(
+        default=None, description="File holding the token (auth: token)."
+    )
+    role_id_env: str | None = Field(
+        default=None, description="Environment variable holding the AppRole role-id."
+    )
+    role_id_file: ManifestPath | None = Field(
+        default=None, description="File holding the AppRole role-id."
+    )
+    secret_id_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the secret-id (read once; may be "
+        "response-wrapped).",
+    )
+    secret_id_file: ManifestPath | None = Field(
+        default=None,
+        description="File holding the secret-id (read once; may be response-wrapped).",
+    )
+    approle_mount: str = Field(default="approle", description="The AppRole auth mount.")
     path: str | None = Field(
         default=None, description="KV secret whose fields are the keys, for source: vault."
     )
-    kv_version: Literal[1, 2] = 2
-    namespace: str | None = None
-    ca_cert: ManifestPath | None = None
-    timeout: float = Field(default=5.0, gt=0, le=60)
+    kv_version: Literal[1, 2] = Field(default=2, description="KV engine version.")
+    namespace: str | None = Field(default=None, description="Vault Enterprise namespace.")
+    ca_cert: ManifestPath | None = Field(
+        default=None, description="CA bundle to verify the server's TLS certificate."
+    )
+    timeout: float = Field(default=5.0, gt=0, le=60, description="Request timeout in seconds.")
 
     @model_validator(mode="after")
     def _auth_inputs(self) -> VaultSpec:
@@ -167,7 +193,12 @@ class BitwardenSpec(StrictModel):
 class CredentialsSpec(StrictModel):
     """Where the broker finds credentials. The default source serves every key not in ``keys``."""
 
-    source: str = Field(default="env", pattern=SOURCE_NAME)
+    source: str = Field(
+        default="env",
+        pattern=SOURCE_NAME,
+        description="Backend serving every key not named in keys: env, file, keyring, vault, "
+        "bitwarden, or a third-party scheme.",
+    )
     ttl: float = Field(
         default=300,
         gt=0,
@@ -206,7 +237,11 @@ class CredentialsSpec(StrictModel):
 class AuditSpec(StrictModel):
     """Where the audit log goes. Default: the user's state directory, one file per agent."""
 
-    path: ManifestPath | None = None
+    path: ManifestPath | None = Field(
+        default=None,
+        description="The audit file (created 0600). Default: "
+        "$XDG_STATE_HOME/scoped-mcp/audit/{agent_id}.jsonl.",
+    )
     max_bytes: int = Field(
         default=50 * 1024 * 1024,
         ge=4096,
@@ -234,9 +269,11 @@ class TelemetrySpec(StrictModel):
 class Manifest(StrictModel):
     """A whole manifest file."""
 
-    agent_type: str = Field(min_length=1)
-    description: str = ""
-    modules: dict[str, ModuleSpec] = Field(default_factory=dict)
+    agent_type: str = Field(min_length=1, description="Must equal AGENT_TYPE of the process.")
+    description: str = Field(default="", description="Free text for people.")
+    modules: dict[str, ModuleSpec] = Field(
+        default_factory=dict, description="The modules this agent gets, by name (below)."
+    )
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     telemetry: TelemetrySpec | None = None
