@@ -88,19 +88,22 @@ def _pipeline(
         # shutdown) is a BaseException no handler below sees, and must not be audited as "ok".
         outcome: str = "error"
         error: str | None = "cancelled before completion"
+        error_type: str | None = "Cancelled"
         try:
             scrubbed = scrub_result(await body())
-            outcome, error = "ok", None
+            outcome, error, error_type = "ok", None, None
             return scrubbed
         except ToolCallError as exc:
             outcome, error = exc.outcome, _short(redactor.scrub(exc.message))
+            error_type = type(exc).__name__
             raise ToolError(error) from None
         except CredentialError as exc:
             outcome, error = "error", _short(redactor.scrub(exc.message))
+            error_type = type(exc).__name__
             raise ToolError(error) from None
         except Exception as exc:  # noqa: BLE001 - the error boundary: nothing else may escape
             ref = secrets.token_hex(4)
-            outcome, error = "error", f"internal error (ref {ref})"
+            outcome, error, error_type = "error", f"internal error (ref {ref})", "InternalError"
             _log.error(
                 "tool raised an unexpected exception",
                 extra={"tool": tool_name, "ref": ref, "exc_type": type(exc).__name__},
@@ -115,6 +118,7 @@ def _pipeline(
                 outcome=outcome,
                 duration_ms=monotonic_ms(started),
                 error=error,
+                error_type=error_type,
                 args=argument_digest(arguments),
             )
 

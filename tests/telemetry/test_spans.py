@@ -82,7 +82,7 @@ async def test_attributes_go_on_fastmcps_server_span(tmp_path: Path, harness: Ha
     assert (ok["scoped_mcp.tool.mode"], ok["scoped_mcp.outcome"]) == ("read", "ok")
     assert "scoped_mcp.error.type" not in ok
     assert denied["scoped_mcp.outcome"] == "denied"
-    assert denied["scoped_mcp.error.type"] == "denied"
+    assert denied["scoped_mcp.error.type"] == "ScopeViolation"
     assert (unknown["scoped_mcp.outcome"], unknown["scoped_mcp.error.type"]) == (
         "denied",
         "UnknownTool",

@@ -128,3 +128,16 @@ def test_sdk_is_imported_when_an_endpoint_is_set(tmp_path: Path) -> None:
     loaded = _loaded_sdk_modules(tmp_path, env)
     assert "opentelemetry.sdk.trace" in loaded
     assert any(m.startswith("opentelemetry.exporter.otlp.proto.http") for m in loaded)
+
+
+def test_unreachable_collector_does_not_hold_up_shutdown(tmp_path: Path) -> None:
+    """With nothing listening at the endpoint, the server still exits promptly after stdin
+    closes: the final flush is abandoned after its few-second budget."""
+    env = {
+        "API_TOKEN": TOKEN,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "30",  # the exporter alone would retry for 30 s
+    }
+    began = time.monotonic()
+    assert "opentelemetry.sdk.trace" in _loaded_sdk_modules(tmp_path, env)
+    assert time.monotonic() - began < 15

@@ -31,7 +31,7 @@ from scoped_mcp.telemetry import attributes as attrs
 from scoped_mcp.telemetry.scrub import ScrubbingExporter
 from scoped_mcp.telemetry.settings import TelemetrySettings
 
-FLUSH_MILLIS = 3000
+SHUTDOWN_SECONDS = 3.0
 SCOPE = "scoped_mcp"
 LEASE_OPEN = {"issued", "rotated"}
 
@@ -104,10 +104,19 @@ class OtelTelemetry:
                 self._metrics.active_leases.add(-1)
 
     def shutdown(self) -> None:
-        """Flush (bounded) and stop both providers."""
+        """Flush and stop both providers, waiting at most ``SHUTDOWN_SECONDS`` in all.
+
+        An unreachable collector makes the exporter retry for its whole timeout; the agent host
+        that closed the session must not wait for that, so the flush runs in a daemon thread
+        that is abandoned when the time is up (what it still held is lost).
+        """
+        worker = threading.Thread(target=self._stop_providers, name="otel-shutdown", daemon=True)
+        worker.start()
+        worker.join(SHUTDOWN_SECONDS)
+
+    def _stop_providers(self) -> None:
         for provider in (self._tracer_provider, self._meter_provider):
             if provider is not None:
-                provider.force_flush(FLUSH_MILLIS)
                 provider.shutdown()
 
 
@@ -163,13 +172,15 @@ def start(
     res = resource(settings, agent_ctx)
     tracer_provider = None
     if settings.traces != "none":
-        tracer_provider = TracerProvider(resource=res)
+        tracer_provider = TracerProvider(resource=res, shutdown_on_exit=False)
         exporter = ScrubbingExporter(_span_exporter(settings), redactor)
         tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(tracer_provider)
     meter_provider = None
     if settings.metrics != "none":
-        meter_provider = MeterProvider(resource=res, metric_readers=[_metric_reader(settings)])
+        meter_provider = MeterProvider(
+            resource=res, metric_readers=[_metric_reader(settings)], shutdown_on_exit=False
+        )
     return OtelTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
