@@ -13,5 +13,6 @@ BUILTIN: dict[str, str] = {
     "mcp_proxy": "scoped_mcp.modules.mcp_proxy:McpProxyModule",
     "http_proxy": "scoped_mcp.modules.http_proxy:HttpProxyModule",
     "grafana": "scoped_mcp.modules.grafana:GrafanaModule",
+    "influxdb": "scoped_mcp.modules.influxdb:InfluxModule",
 }
 """Built-in module name -> 'module:Class'. Imported only when a manifest names them."""

@@ -1,0 +1,259 @@
+"""influxdb module (InfluxDB v2 HTTP API): structured queries over allowed buckets, and writes and
+deletes confined to the agent's own measurement namespace.
+
+* Buckets: ``buckets`` may be read, ``write_buckets`` written to and deleted from, and buckets
+  the agent created (``agent_{agent_id}.{name}``) both. Anything else is refused before sending.
+* Measurements the agent writes are named ``agent_{agent_id}.{name}``; every query hides other
+  agents' namespaces, and deletes are pinned to one of the agent's own measurements.
+* Queries are built from structured filters, a time range and an aggregate from a fixed list
+  (``_influx_build``): the agent never sends Flux, InfluxQL or line protocol.
+* ``INFLUXDB_URL`` and ``INFLUXDB_TOKEN`` (sent as ``Authorization: Token ...``) are attached by
+  ``BrokerAuth`` inside the request; ``INFLUXDB_ORG``, when set, overrides ``config.org``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Any, Final
+from urllib.parse import urlencode
+
+from pydantic import Field, ValidationError
+
+from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.modules import _http
+from scoped_mcp.modules import _influx_build as flux
+from scoped_mcp.modules._base import ToolModule, tool
+
+_DIALECT: Final = {"header": True, "annotations": [], "delimiter": ",", "commentPrefix": "#"}
+_DROPPED_COLUMNS: Final = frozenset({"", "result"})
+MAX_POINTS: Final = 5000
+
+
+class InfluxConfig(_http.HttpConfig):
+    """``modules.influxdb.config``."""
+
+    org: str | None = Field(default=None, description="Organisation (INFLUXDB_ORG overrides).")
+    buckets: list[str] = Field(default=[], description="Buckets the agent may query.")
+    write_buckets: list[str] = Field(
+        default=[], description="Buckets the agent may write to and delete from (own namespace)."
+    )
+    max_rows: int = Field(default=1000, gt=0, le=100_000, description="Rows a query returns.")
+    max_retention_days: int = Field(
+        default=30, gt=0, le=3650, description="Longest retention for buckets the agent creates."
+    )
+    max_write_bytes: int = Field(
+        default=1024 * 1024, gt=0, le=64 * 1024 * 1024, description="Largest write body."
+    )
+
+
+class InfluxModule(ToolModule):
+    """Query InfluxDB through structured filters; write only into the agent's namespace."""
+
+    name = "influxdb"
+    required_credentials = ("INFLUXDB_URL", "INFLUXDB_TOKEN")
+    optional_credentials = ("INFLUXDB_ORG",)
+    config_model = InfluxConfig
+    config: InfluxConfig
+
+    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: InfluxConfig) -> None:
+        super().__init__(agent_ctx, credentials, config)
+        for bucket in (*config.buckets, *config.write_buckets):
+            flux.identifier(bucket, "bucket", flux.BUCKET)
+        self._view = credentials
+        self._prefix = flux.prefix_for(agent_ctx.agent_id)
+        auth = _http.BrokerAuth(
+            credentials,
+            url_key="INFLUXDB_URL",
+            token_key="INFLUXDB_TOKEN",  # noqa: S106 - a key name, not a value
+            scheme="Token",
+        )
+        self._http = _http.HttpService("influxdb", auth, config)
+
+    async def startup(self) -> None:
+        """Open the HTTP client (no connection is made until the first call)."""
+        await self._http.open()
+
+    async def shutdown(self) -> None:
+        """Close the HTTP client."""
+        await self._http.close()
+
+    def _bucket(self, bucket: str, *, write: bool) -> str:
+        flux.identifier(bucket, "bucket", flux.BUCKET)
+        allowed = self.config.write_buckets if write else self.config.buckets
+        if bucket in allowed or bucket.startswith(self._prefix):
+            return bucket
+        raise ScopeViolation(f"bucket is not in this agent's {'write ' if write else ''}allowlist")
+
+    async def _org(self) -> str:
+        if await self._view.get_optional("INFLUXDB_ORG"):
+            async with self._view.use("INFLUXDB_ORG") as org:
+                return str(org.text())
+        if self.config.org:
+            return self.config.org
+        raise BackendError("influxdb: no organisation (set config.org or INFLUXDB_ORG)")
+
+    async def _send(self, method: str, path: str, params: dict[str, str], **kw: Any) -> Any:
+        params = {"org": await self._org(), **params}
+        answer = await self._http.call(method, f"{path}?{urlencode(params)}", **kw)
+        if not answer.ok:
+            raise self._http.error(answer)
+        return answer
+
+    async def _rows(self, program: str) -> list[dict[str, str]]:
+        body = {"query": program, "type": "flux", "dialect": _DIALECT}
+        answer = await self._send("POST", "/api/v2/query", {}, payload=body)
+        text = answer.body.decode("utf-8", "replace")
+        rows: list[dict[str, str]] = []
+        for block in text.replace("\r\n", "\n").split("\n\n"):
+            for row in csv.DictReader(io.StringIO(block.strip("\n"))):
+                rows.append({k: v for k, v in row.items() if k not in _DROPPED_COLUMNS and k})
+                if len(rows) >= self.config.max_rows:
+                    return rows
+        return rows
+
+    @tool(mode="read")
+    async def query(
+        self,
+        bucket: str,
+        *,
+        filters: list[flux.Filter] | None = None,
+        start: str = "-1h",
+        stop: str | None = None,
+        aggregate: flux.Aggregate | None = None,
+        limit: int = 1000,
+    ) -> dict[str, Any]:
+        """Query a bucket with structured filters (no Flux), e.g.
+        filters=[{"field": "_measurement", "op": "==", "value": "docker_cpu"}].
+
+        op: ==, !=, >, >=, <, <=, =~, !~ (regular expression). start/stop: -1h, -30m or RFC 3339.
+        aggregate: {"every": "5m", "fn": "mean"} (mean, median, sum, min, max, count, first, last).
+        """
+        if not 1 <= limit <= self.config.max_rows:
+            raise InvalidArgument(f"limit must be between 1 and {self.config.max_rows}")
+        if filters and len(filters) > 20:
+            raise InvalidArgument("at most 20 filters")
+        try:
+            checked = [flux.Filter.model_validate(f) for f in filters or []]
+            window = flux.Aggregate.model_validate(aggregate) if aggregate else None
+        except ValidationError:
+            raise InvalidArgument("filters or aggregate are malformed") from None
+        program = flux.flux_query(
+            bucket=self._bucket(bucket, write=False),
+            agent_id=self.agent_ctx.agent_id,
+            start=start,
+            stop=stop,
+            filters=checked,
+            aggregate=window,
+            limit=limit,
+        )
+        rows = await self._rows(program)
+        return {"rows": rows, "count": len(rows), "truncated": len(rows) >= self.config.max_rows}
+
+    @tool(mode="read")
+    async def list_measurements(self, bucket: str, start: str = "-30d") -> list[str]:
+        """List the measurements in a bucket (other agents' namespaces are hidden)."""
+        program = flux.schema_query("measurements", self._bucket(bucket, write=False), None, start)
+        names = [row.get("_value", "") for row in await self._rows(program)]
+        return sorted(n for n in names if n and flux.visible(n, self.agent_ctx.agent_id))
+
+    @tool(mode="read")
+    async def get_schema(
+        self, bucket: str, measurement: str, start: str = "-30d"
+    ) -> dict[str, Any]:
+        """The field keys and tag keys of one measurement."""
+        bucket = self._bucket(bucket, write=False)
+        if not flux.visible(flux.identifier(measurement, "measurement"), self.agent_ctx.agent_id):
+            raise ScopeViolation("measurement belongs to another agent's namespace")
+        result: dict[str, Any] = {"measurement": measurement}
+        for kind, key in (("measurementFieldKeys", "fields"), ("measurementTagKeys", "tags")):
+            rows = await self._rows(flux.schema_query(kind, bucket, measurement, start))
+            result[key] = sorted(r["_value"] for r in rows if r.get("_value"))
+        return result
+
+    @tool(mode="write")
+    async def write_points(self, bucket: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+        """Write points: each {"measurement", "fields", optional "tags", optional "time"}.
+
+        The measurement is stored as agent_{agent_id}.{measurement}; time is epoch nanoseconds
+        or RFC 3339 (default: now). Returns the stored measurement names.
+        """
+        bucket = self._bucket(bucket, write=True)
+        if not points or len(points) > MAX_POINTS:
+            raise InvalidArgument(f"give 1 to {MAX_POINTS} points")
+        lines, names = [], set()
+        for point in points:
+            name, text = self._point(point)
+            lines.append(text)
+            names.add(name)
+        body = "\n".join(lines).encode("utf-8")
+        if len(body) > self.config.max_write_bytes:
+            raise InvalidArgument(f"the write is larger than {self.config.max_write_bytes} bytes")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        params = {"bucket": bucket, "precision": "ns"}
+        await self._send("POST", "/api/v2/write", params, content=body, headers=headers)
+        return {"written": len(lines), "measurements": sorted(names), "bucket": bucket}
+
+    def _point(self, point: Any) -> tuple[str, str]:
+        if not isinstance(point, dict) or set(point) - {"measurement", "tags", "fields", "time"}:
+            raise InvalidArgument("a point has measurement, fields, and optional tags and time")
+        name = flux.owned_measurement(point.get("measurement", ""), self.agent_ctx.agent_id)
+        tags, fields = point.get("tags") or {}, point.get("fields") or {}
+        if not isinstance(tags, dict) or not isinstance(fields, dict):
+            raise InvalidArgument("tags and fields must be objects")
+        return name, flux.line(name, tags, fields, _time_ns(point.get("time")))
+
+    @tool(mode="write")
+    async def create_bucket(self, name: str, retention_days: int = 7) -> dict[str, Any]:
+        """Create a bucket of your own, named agent_{agent_id}.{name}, with a retention period."""
+        if not 1 <= retention_days <= self.config.max_retention_days:
+            raise InvalidArgument(f"retention_days must be 1 to {self.config.max_retention_days}")
+        bucket = self._prefix + flux.identifier(name, "name")
+        flux.identifier(bucket, "bucket", flux.BUCKET)
+        orgs = (await self._send("GET", "/api/v2/orgs", {})).json()
+        found = orgs.get("orgs") if isinstance(orgs, dict) else None
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
+            raise BackendError("influxdb: the organisation was not found")
+        payload = {
+            "orgID": found[0].get("id"),
+            "name": bucket,
+            "retentionRules": [{"type": "expire", "everySeconds": retention_days * 86400}],
+        }
+        answer = await self._send("POST", "/api/v2/buckets", {}, payload=payload)
+        created = answer.json() if isinstance(answer.json(), dict) else {}
+        return {"bucket": bucket, "id": created.get("id"), "retention_days": retention_days}
+
+    @tool(mode="write")
+    async def delete_points(
+        self,
+        bucket: str,
+        measurement: str,
+        start: str,
+        stop: str = "-0s",
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Delete points of one of your measurements between start and stop, optionally only
+        those with the given tag values."""
+        bucket = self._bucket(bucket, write=True)
+        name = flux.owned_measurement(measurement, self.agent_ctx.agent_id)
+        payload = {
+            "start": flux.absolute_time(start, "start"),
+            "stop": flux.absolute_time(stop, "stop"),
+            "predicate": flux.delete_predicate(name, tags),
+        }
+        await self._send("POST", "/api/v2/delete", {"bucket": bucket}, payload=payload)
+        return {"deleted": True, "measurement": name, "bucket": bucket}
+
+
+def _time_ns(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        stamp = flux.absolute_time(value, "time")
+        seconds = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        return int(seconds * 1_000_000_000)
+    raise InvalidArgument("time must be epoch nanoseconds or an RFC 3339 string")
