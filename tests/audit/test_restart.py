@@ -62,3 +62,15 @@ def test_unchained_file_is_continued_but_not_passed(tmp_path: Path) -> None:
     result = verify(path, home=tmp_path / "home")
     assert result.returncode == 1
     assert f"first at {path} line 1 (unchained)" in result.stdout
+
+
+def test_lost_newline_is_reported_once_as_damaged(tmp_path: Path) -> None:
+    """A last line that lost only its newline still parses; after a restart verify reports that
+    one line as damaged, and nothing else."""
+    path = tmp_path / "a.jsonl"
+    write_records(path, 4)
+    path.write_bytes(path.read_bytes()[:-1])
+    write_records(path, 2)
+    result = verify(path, home=tmp_path / "home")
+    assert result.returncode == 1
+    assert f"first at {path} line 4 (damaged); 1 problem(s)" in result.stdout

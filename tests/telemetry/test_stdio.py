@@ -44,21 +44,28 @@ def _wait_for(received: Received, names: set[str], seconds: float = 15) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.stdio
-async def test_spans_arrive_at_an_otlp_receiver(tmp_path: Path) -> None:
+@pytest.mark.parametrize("configured_by", ["environment", "manifest"])
+async def test_spans_arrive_at_an_otlp_receiver(tmp_path: Path, configured_by: str) -> None:
     """Over OTLP/HTTP protobuf the receiver gets the tool-call SERVER span with our attributes,
-    a credential span, metrics, and the audit records name those spans; no value leaks."""
+    a credential span, metrics, and the audit records name those spans; no value leaks. Same
+    with the standard variables or with the manifest's telemetry block."""
     with otlp_receiver() as (endpoint, received):
         env = {
             "PYTHONPATH": str(FIXTURES),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-            "OTEL_SERVICE_NAME": "scoped-mcp-e2e",
             "OTEL_BSP_SCHEDULE_DELAY": "50",
             "OTEL_METRIC_EXPORT_INTERVAL": "200",
             "API_TOKEN": TOKEN,
         }
+        extra: dict[str, object] = {}
+        if configured_by == "environment":
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+            env["OTEL_SERVICE_NAME"] = "scoped-mcp-e2e"
+        else:
+            extra["telemetry"] = {"endpoint": endpoint, "service_name": "scoped-mcp-e2e"}
         home = tmp_path / "home"
+        manifest = _manifest(tmp_path, extra)
         async with running_server(
-            _manifest(tmp_path), agent_id="obs-01", agent_type="observed", extra_env=env, home=home
+            manifest, agent_id="obs-01", agent_type="observed", extra_env=env, home=home
         ) as server:
             assert await server.call("probe_echo", {"text": ARGUMENT}) is not None
             assert len(await server.call("vaulted_token_digest", {})) == 64

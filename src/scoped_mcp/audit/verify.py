@@ -150,8 +150,10 @@ class _Checker:
                 f"{str(prev)[:16]}...): pass the older files first to check that link too"
             )
             return
-        self.check_link(line, seq, prev)
-        if reason == "damaged_tail" and before.record is not None and prev == before.digest:
+        if reason not in ("damaged_tail", "unchained_tail") or prev != before.digest:
+            self.check_link(line, seq, prev)
+        elif reason == "damaged_tail" and before.record is not None:
+            # The torn line parsed (only its newline was lost); the damage is still reported.
             self.problem(before, "damaged", "found torn (no newline) when the log was reopened")
 
     def check_file_start(self, line: Line) -> None:
