@@ -52,6 +52,7 @@ class ExactEnvStdio(ClientTransport):
         self._stop_seconds = stop_seconds
         self._label = label
         self.process: anyio.abc.Process | None = None
+        self._stdout_closed = False
 
     def __repr__(self) -> str:
         # The environment holds credentials: never part of a repr.
@@ -62,8 +63,9 @@ class ExactEnvStdio(ClientTransport):
         return self.process.pid if self.process is not None else None
 
     def alive(self) -> bool:
-        """True while the child runs."""
-        return self.process is not None and self.process.returncode is None
+        """True while the child runs and its stdout is open (EOF is often seen before exit)."""
+        running = self.process is not None and self.process.returncode is None
+        return running and not self._stdout_closed
 
     @asynccontextmanager
     async def connect_session(
@@ -123,6 +125,8 @@ class ExactEnvStdio(ClientTransport):
                             await sink.send(_parse(line))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, OSError):
                 return
+            finally:
+                self._stdout_closed = True
 
     async def _write_stdin(
         self, process: anyio.abc.Process, source: MemoryObjectReceiveStream[SessionMessage]
