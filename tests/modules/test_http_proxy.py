@@ -22,6 +22,7 @@ from tests.services.checks import assert_clean, failure
 from tests.services.fake_http import Recorded, Reply
 from tests.services.harness import Built, built_module
 from tests.services.netlab import LabServer, NetWatch, StaticResolver, lab_server, watch
+from tests.services.smtp import make_tls_files
 
 pytestmark = pytest.mark.anyio
 TOKEN = "tok_proxysecret_0123456789abcdef"
@@ -466,3 +467,36 @@ async def test_custom_auth_header_and_scheme(tmp_path: Path) -> None:
     assert (first.header("x-api-key"), first.header("authorization")) == ("key-one-secret", None)
     assert second.header("authorization") == "Token key-two-secret"
     assert second.header("host") == f"127.0.0.1:{port}"
+
+
+async def test_https_verifies_the_service_name_on_the_pinned_address(tmp_path: Path) -> None:
+    """Over HTTPS the connection goes to the checked address while SNI and the certificate check
+    use the service's name: a name the certificate does not cover fails, though the IP matches."""
+    tls = make_tls_files(tmp_path)
+    resolver = StaticResolver({"localhost": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    with lab_server(echo, tls=tls.server_context()) as server:
+        services = {
+            name: {
+                "base_url": f"https://{host}:{server.port}/",
+                "allow_private_networks": True,
+                "ca_file": str(tls.ca),
+            }
+            for name, host in (("good", "localhost"), ("wrong", "other.test"))
+        }
+        async with built_module(tmp_path, "http_proxy", {"services": services}, {}) as built:
+            built.module.resolver = resolver
+            good = await built.module.get("good", "x")
+            message = await failure(built.module.get("wrong", "x"), BackendError)
+    assert good["status"] == 200
+    assert server.server_names[0] == "localhost"
+    assert [r.header("host") for r in server.requests] == [f"localhost:{server.port}"]
+    assert "connection failed" in message or "could not connect" in message
+
+
+async def test_unreadable_ca_file_stops_start_up(tmp_path: Path) -> None:
+    """A ca_file that cannot be loaded is a configuration error naming the service."""
+    service = {"base_url": "https://example.test/", "ca_file": str(tmp_path / "missing.pem")}
+    with pytest.raises(ConfigError) as caught:
+        async with built_module(tmp_path, "http_proxy", {"services": {"s": service}}, {}):
+            pass
+    assert "services.s.ca_file" in caught.value.message

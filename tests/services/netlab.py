@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -38,9 +39,16 @@ class _Recorder(ThreadingHTTPServer):
 class LabServer:
     """An HTTP server on ``host`` (any 127.x address) that records connections and requests."""
 
-    def __init__(self, route: Callable[[Recorded], Reply], host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        route: Callable[[Recorded], Reply],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.route = route
         self.requests: list[Recorded] = []
+        self.server_names: list[str | None] = []
         lab = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -67,6 +75,9 @@ class LabServer:
 
         self._httpd = _Recorder((host, port), Handler)
         self._httpd.connections = []
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
         self.host = host
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
@@ -93,10 +104,13 @@ class LabServer:
 
 @contextmanager
 def lab_server(
-    route: Callable[[Recorded], Reply], host: str = "127.0.0.1", port: int = 0
+    route: Callable[[Recorded], Reply],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[LabServer]:
-    """Run a LabServer for the length of the block."""
-    server = LabServer(route, host, port).start()
+    """Run a LabServer for the length of the block (over TLS when ``tls`` is given)."""
+    server = LabServer(route, host, port, tls).start()
     try:
         yield server
     finally:

@@ -12,6 +12,7 @@ is decompressed chunk by chunk could grow far past the response cap before it is
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -26,10 +27,18 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class PinnedTransport(httpx.AsyncBaseTransport):
     """Sends each request to the address ``resolve`` returns for its host (already checked)."""
 
-    def __init__(self, resolve: ResolveChecked, *, service: str, max_connections: int = 4) -> None:
+    def __init__(
+        self,
+        resolve: ResolveChecked,
+        *,
+        service: str,
+        max_connections: int = 4,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self._resolve = resolve
         self._service = service
         self._inner = httpx.AsyncHTTPTransport(
+            verify=verify,
             trust_env=False,
             retries=0,
             limits=httpx.Limits(

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scoped_mcp.errors import ScopeViolation
+from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules import _netpolicy
 from scoped_mcp.modules import _proxy_rules as rules
 from scoped_mcp.modules._http import HttpConfig
@@ -88,6 +89,9 @@ class ServiceSpec(BaseModel):
     )
     max_request_bytes: int = Field(
         default=64 * 1024, gt=0, le=16 * 1024 * 1024, description="Largest request body."
+    )
+    ca_file: ManifestPath | None = Field(
+        default=None, description="PEM CA bundle to verify this service's HTTPS certificate."
     )
 
     @field_validator("request_headers")

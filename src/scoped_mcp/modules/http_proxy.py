@@ -21,13 +21,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import ssl
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import Any, Final
 
 import httpx
 
 from scoped_mcp.credentials.view import ModuleCredentials
-from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.errors import BackendError, ConfigError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules import _http, _netpolicy
 from scoped_mcp.modules import _proxy_rules as rules
@@ -114,7 +115,10 @@ class HttpProxyModule(ToolModule):
                     header=spec.auth.header,
                     scheme=spec.auth.scheme,
                 )
-            transport = PinnedTransport(self._resolver_for(target), service=name)
+            verify: ssl.SSLContext | bool = True
+            if spec.ca_file is not None:
+                verify = _ca_context(name, str(spec.ca_file))
+            transport = PinnedTransport(self._resolver_for(target), service=name, verify=verify)
             self._clients[name] = _http.make_client(auth, self.config, transport=transport)
 
     async def shutdown(self) -> None:
@@ -278,6 +282,17 @@ class HttpProxyModule(ToolModule):
                 method, body = "GET", None
                 headers.pop("content-type", None)
         raise BackendError(f"{target.name}: more than {self.config.max_redirects} redirects")
+
+
+def _ca_context(service: str, path: str) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"modules.http_proxy.config.services.{service}.ca_file: cannot be loaded "
+            f"({type(exc).__name__})",
+            fix="point ca_file at a readable PEM file of CA certificates",
+        ) from None
 
 
 def _redirect_target(target: Target, current: str, location: str) -> str:
