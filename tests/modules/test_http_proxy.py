@@ -360,6 +360,10 @@ async def test_bodies_are_capped_and_methods_enforced(tmp_path: Path) -> None:
         async with proxy(tmp_path, the_lab) as built:
             await failure(built.module.post("api", "v1/x", body="x" * 1025), InvalidArgument)
             await failure(built.module.post("api", "v1/x", body="a", json_body={}))
+            await failure(built.module.post("api", "v1/x", body="\ud800"), InvalidArgument)
+            await failure(
+                built.module.post("api", "v1/x", json_body={"n": float("nan")}), InvalidArgument
+            )
             await failure(built.module.post("readonly", "x", body="a"), ScopeViolation)
             await failure(built.module.get("nope", "x"), ScopeViolation)
             sent = await built.module.put("api", "v1/x", body="hello")

@@ -241,3 +241,14 @@ async def test_influxdb_org_credential_overrides_config(tmp_path: Path) -> None:
     assert "org=elsewhere" in server.requests[0].query
     assert "HTTP 404" in message
     assert_clean(message, [TOKEN])
+
+
+async def test_absent_org_credential_is_looked_up_once(tmp_path: Path) -> None:
+    """Without INFLUXDB_ORG, config.org is used and the missing key is not re-read every call."""
+    with serve_http(seeded()) as server:
+        async with influx(tmp_path, server) as built:
+            await built.module.query("metrics")
+            await built.module.query("metrics")
+    assert all("org=homelab" in r.query for r in server.requests)
+    audit = (tmp_path / "agent-01" / "audit-influxdb.jsonl").read_text()
+    assert audit.count('"INFLUXDB_ORG"') == 1

@@ -253,12 +253,15 @@ class HttpProxyModule(ToolModule):
             raise InvalidArgument("send either body or json_body, not both")
         if text is None and data is None:
             return None
-        if text is not None:
-            content = text.encode("utf-8", "strict")
-            headers.setdefault("content-type", "text/plain; charset=utf-8")
-        else:
-            content = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
-            headers.setdefault("content-type", "application/json")
+        try:
+            if text is not None:
+                content = text.encode("utf-8", "strict")
+                headers.setdefault("content-type", "text/plain; charset=utf-8")
+            else:
+                content = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+                headers.setdefault("content-type", "application/json")
+        except (TypeError, ValueError):  # includes UnicodeEncodeError (lone surrogates)
+            raise InvalidArgument("the body must be valid Unicode text or plain JSON") from None
         if len(content) > target.max_request_bytes:
             raise InvalidArgument(f"request body is larger than {target.max_request_bytes} bytes")
         return content
