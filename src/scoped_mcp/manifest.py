@@ -217,8 +217,8 @@ class CredentialsSpec(StrictModel):
     bitwarden: BitwardenSpec | None = None
     keys: dict[str, str] = Field(
         default_factory=dict,
-        description="Per-key secret references (env:, file:, keyring:, vault:, vault-dynamic:) "
-        "that override the default source.",
+        description="Per-key secret references (env:, file:, keyring:, vault:, vault-dynamic:, "
+        "bitwarden:) that override the default source.",
     )
 
     @model_validator(mode="after")
@@ -255,15 +255,23 @@ class AuditSpec(StrictModel):
 class TelemetrySpec(StrictModel):
     """``telemetry:``: OpenTelemetry export (docs/observability.md). ``OTEL_*`` variables win."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        default=True,
+        description="false turns telemetry off even when OTEL_* variables are set.",
+    )
     endpoint: str | None = Field(
         default=None,
         pattern=r"^https?://",
-        description="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (/v1/traces is appended).",
+        description="OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (/v1/traces is appended). "
+        "OTEL_EXPORTER_OTLP_ENDPOINT wins.",
     )
-    service_name: str = Field(default="scoped-mcp", min_length=1)
-    traces: bool = True
-    metrics: bool = True
+    service_name: str = Field(
+        default="scoped-mcp",
+        min_length=1,
+        description="service.name of the spans and metrics. OTEL_SERVICE_NAME wins.",
+    )
+    traces: bool = Field(default=True, description="Export traces. OTEL_TRACES_EXPORTER wins.")
+    metrics: bool = Field(default=True, description="Export metrics. OTEL_METRICS_EXPORTER wins.")
 
 
 class Manifest(StrictModel):

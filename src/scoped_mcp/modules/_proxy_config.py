@@ -130,7 +130,9 @@ class HttpProxyConfig(HttpConfig):
     """``modules.http_proxy.config``."""
 
     services: dict[str, ServiceSpec] = Field(
-        min_length=1, description="The services the agent may call, by name."
+        min_length=1,
+        description="The services the agent may call, by name; each service's fields "
+        "(base_url, paths, methods, auth, ...) are in docs/modules/http_proxy.md.",
     )
     max_redirects: int = Field(
         default=3, ge=0, le=10, description="Redirects followed within the same service."

@@ -86,10 +86,18 @@ class SmtpConfig(BaseModel):
         default=False,
         description="Allow tls: none to a host that is not loopback (mail and password in clear).",
     )
-    max_recipients: int = Field(default=10, ge=1, le=100)
-    max_subject_chars: int = Field(default=200, ge=1, le=998)
-    max_body_bytes: int = Field(default=256 * 1024, ge=1, le=10 * 1024 * 1024)
-    timeout_s: float = Field(default=30.0, gt=0, le=300)
+    max_recipients: int = Field(
+        default=10, ge=1, le=100, description="Most recipients one message may have."
+    )
+    max_subject_chars: int = Field(
+        default=200, ge=1, le=998, description="Longest subject, in characters."
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1, le=10 * 1024 * 1024, description="Largest body (UTF-8)."
+    )
+    timeout_s: float = Field(
+        default=30.0, gt=0, le=300, description="Time limit for one delivery, in seconds."
+    )
 
     @field_validator("sender")
     @classmethod
