@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import json
 import math
 import re
 import socket
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from scoped_mcp import __version__
@@ -79,10 +79,15 @@ class Response:
     body: bytes = field(repr=False)
 
     def json(self) -> Any:
-        """The body as JSON, or None when it is not JSON."""
+        """The body as JSON, or None when it is not JSON we can hand on.
+
+        pydantic's parser refuses what the MCP layer could not send back out: nesting deeper than
+        200 levels (the stdlib parser would raise ``RecursionError`` instead) and strings that
+        escape a lone surrogate.
+        """
         try:
-            return json.loads(self.body)
-        except ValueError:  # includes UnicodeDecodeError
+            return pydantic_core.from_json(self.body)
+        except ValueError:
             return None
 
     @property

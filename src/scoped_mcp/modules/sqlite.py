@@ -53,6 +53,7 @@ ColumnType = Literal["TEXT", "INTEGER", "REAL", "BLOB", "NUMERIC"]
 
 IDENTIFIER: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_PARAMS: Final = 1000
+SQLITE_INT: Final = range(-(2**63), 2**63)
 MAX_COLUMNS: Final = 200
 MIN_VALUE_BYTES: Final = 1024 * 1024
 _PROGRESS_STEPS: Final = 1000
@@ -133,6 +134,8 @@ def _params(params: Sequence[Param] | None) -> list[Param]:
     for index, value in enumerate(params):
         if value is not None and not isinstance(value, str | int | float):
             raise InvalidArgument(f"params[{index}] must be a string, number or null")
+        if isinstance(value, int) and value not in SQLITE_INT:
+            raise InvalidArgument(f"params[{index}] is beyond SQLite's 64-bit integer range")
     return list(params)
 
 
