@@ -102,19 +102,26 @@ def time_bound(value: str, what: str) -> str:
 
 def absolute_time(value: str, what: str, *, now: datetime | None = None) -> str:
     """``value`` (relative duration or RFC 3339) as an RFC 3339 UTC timestamp."""
-    if isinstance(value, str) and DURATION.fullmatch(value):
-        number = re.match(r"-?[0-9]+", value)
-        assert number is not None
-        seconds = int(number.group()) * _UNITS[value[number.end() :]]
-        moment = (now or datetime.now(UTC)) + timedelta(seconds=seconds)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(f"{what} must be like -1h, -30m or an RFC 3339 time") from None
-    if parsed.tzinfo is None:
-        raise InvalidArgument(f"{what} needs a time zone (Z or +00:00)")
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if isinstance(value, str) and DURATION.fullmatch(value):
+            number = re.match(r"-?[0-9]+", value)
+            assert number is not None
+            seconds = int(number.group()) * _UNITS[value[number.end() :]]
+            return _rfc3339((now or datetime.now(UTC)) + timedelta(seconds=seconds))
+        try:
+            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(f"{what} must be like -1h, -30m or an RFC 3339 time") from None
+        if parsed.tzinfo is None:
+            raise InvalidArgument(f"{what} needs a time zone (Z or +00:00)")
+        return _rfc3339(parsed.astimezone(UTC))
+    except OverflowError:
+        raise InvalidArgument(f"{what} is outside the years 1 to 9999") from None
+
+
+def _rfc3339(moment: datetime) -> str:
+    # strftime's %Y does not pad years below 1000 on every platform; RFC 3339 needs four digits.
+    return f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S.%fZ")
 
 
 def condition(item: Filter) -> str:

@@ -111,6 +111,12 @@ class InfluxModule(ToolModule):
         body = {"query": program, "type": "flux", "dialect": _DIALECT}
         answer = await self._send("POST", "/api/v2/query", {}, payload=body)
         text = answer.body.decode("utf-8", "replace")
+        try:
+            return self._parse_csv(text)
+        except csv.Error:  # a field over csv's size limit, a NUL byte: not an answer we can read
+            raise BackendError("influxdb: the query answer is not readable CSV") from None
+
+    def _parse_csv(self, text: str) -> list[dict[str, str]]:
         rows: list[dict[str, str]] = []
         for block in text.replace("\r\n", "\n").split("\n\n"):
             for row in csv.DictReader(io.StringIO(block.strip("\n"))):
