@@ -3,7 +3,8 @@
 * The sender (and its display name) comes from the manifest; the agent picks only recipients,
   subject and body. Recipients must be bare addresses that match ``allowed_recipients`` (exact
   addresses, or ``@domain`` for every address at exactly that domain), at most
-  ``max_recipients`` of them.
+  ``max_recipients`` of them. A local part with ``%`` or ``!`` (routing syntax MTAs may rewrite
+  to another domain) needs an exact entry.
 * No header can be injected: addresses must match a strict dot-atom syntax (no display names,
   quotes, commas, spaces or line breaks) and the subject may hold no control character.
 * Transport security is the operator's choice: ``starttls`` (required, not opportunistic),
@@ -52,6 +53,7 @@ _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 DOMAIN: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 ADDRESS: Final = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@({DOMAIN.pattern})")
 MAX_ADDRESS_CHARS: Final = 254
+_ROUTING: Final = "%!"
 Tls = Literal["starttls", "implicit", "none"]
 
 
@@ -191,9 +193,16 @@ class SmtpModule(ToolModule):
             address = normalize_address(value, "a recipient")
             if address.lower() in (r.lower() for r in recipients):
                 continue
-            domain = address.rsplit("@", 1)[1]
-            if address.lower() not in self._exact and domain not in self._domains:
-                raise ScopeViolation("a recipient is not in this agent's allowlist")
+            local, domain = address.rsplit("@", 1)
+            if address.lower() not in self._exact:
+                if domain not in self._domains:
+                    raise ScopeViolation("a recipient is not in this agent's allowlist")
+                if any(c in local for c in _ROUTING):
+                    # Postfix and sendmail rewrite user%host@domain and host!user@domain to
+                    # another host: a domain entry must not open every domain behind it.
+                    raise ScopeViolation(
+                        "a recipient with '%' or '!' (mail routing) needs an exact allowlist entry"
+                    )
             recipients.append(address)
         if len(recipients) > self.config.max_recipients:
             raise InvalidArgument(f"at most {self.config.max_recipients} recipients")
