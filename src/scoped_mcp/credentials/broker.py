@@ -67,6 +67,22 @@ class _Entry:
         return now < self.expires_at
 
 
+def _carry_leases(previous: _Entry, entry: _Entry, now: float) -> None:
+    """Keep the leases of a cache entry being replaced, to be revoked with ``entry``'s retired.
+
+    Two reads of one source can overlap (a seed-style ``credentials[KEY]`` beside an async
+    ``use``, a rotation beside a call that found the entry expired); each issues a lease, and the
+    entry the cache drops must not take a live one out of the broker's sight.
+    """
+    carried = [*previous.retired]
+    if previous.lease is not None and previous.live(now):
+        carried.append(previous.lease)
+    held = {lease.lease_id for lease in entry.retired}
+    if entry.lease is not None:
+        held.add(entry.lease.lease_id)
+    entry.retired.extend(lease for lease in carried if lease.lease_id not in held)
+
+
 def _context(ref: SecretRef) -> bytes:
     return f"{ref.scheme}:{ref.path}#{ref.field or ''}".encode()
 
@@ -220,6 +236,7 @@ class CredentialBroker:
         fetched.values.clear()
         lease = fetched.lease
         keys = self._source_keys(plan.ref)
+        previous = self._cache.get(plan.ref.source)
         if lease is not None:
             entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
             entry.renew_at = now + self._renew_delay(lease.ttl)
@@ -227,6 +244,8 @@ class CredentialBroker:
         else:
             ttl = fetched.ttl if fetched.ttl is not None else self._ttl
             entry = _Entry(sealed, keys, expires_at=now + ttl)
+        if previous is not None:
+            _carry_leases(previous, entry, now)
         self._cache[plan.ref.source] = entry
         self._event(action, plan, lease=lease, keys=sorted(keys))
         self._wake.set()
@@ -336,7 +355,8 @@ class CredentialBroker:
             return
         new = self._store(plan, fetched, action="rotated")
         # The old credential stays valid for in-flight calls until the overlap ends.
-        new.retired.append(current)
+        if all(old.lease_id != current.lease_id for old in new.retired):
+            new.retired.append(current)
         new.renew_at = min(
             new.renew_at, self._clock() + min(ROTATE_OVERLAP_SECONDS, current.ttl / 2)
         )
@@ -361,11 +381,12 @@ class CredentialBroker:
         """Revoke every lease, then close every backend; bounded to a few seconds in all."""
         with anyio.move_on_after(SHUTDOWN_SECONDS, shield=True):
             for entry in list(self._cache.values()):
-                if entry.lease is None:
+                leases = [*entry.retired, *([entry.lease] if entry.lease else [])]
+                if not leases:
                     continue
                 plan = self._plan_for_entry(entry)
                 backend = self.backend_for(plan.ref)
-                for lease in [*entry.retired, entry.lease]:
+                for lease in leases:
                     await self._revoke(backend, lease, plan)
             self._cache.clear()
             for backend in {id(b): b for b in self._backends.values()}.values():
