@@ -18,6 +18,7 @@ from scoped_mcp import __version__
 from scoped_mcp.errors import ScopedMCPError
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+UPSTREAM_DESCRIPTION = "(proxied; the upstream server describes it at start-up)"
 
 # FastMCP reads these when it is first imported. We own stdout and stderr: no banner, no update
 # check, no rich console output, no .env file from whatever directory the agent host chose, and
@@ -230,6 +231,11 @@ def _tools(path: str, *, as_json: bool) -> int:
         {"name": t.name, "module": m.key, "mode": t.spec.mode, "description": t.description}
         for m in planned
         for t in m.tools
+    ]
+    rows += [
+        {"name": name, "module": m.key, "mode": mode, "description": UPSTREAM_DESCRIPTION}
+        for m in planned
+        for name, mode in m.configured
     ]
     if as_json:
         print(json.dumps({"tools": rows}, indent=2))

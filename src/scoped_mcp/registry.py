@@ -43,6 +43,8 @@ class PlannedModule:
     mode: ToolMode
     config: Any
     tools: tuple[PlannedTool, ...]
+    configured: tuple[tuple[str, ToolMode], ...] = ()
+    """Dynamic tools the config allows (name with prefix, mode), registered at start-up."""
 
 
 def _import_class(target: str, key: str) -> type[ToolModule]:
@@ -138,9 +140,21 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
             seen[name] = key
             doc = getattr(cls, tool_spec.method).__doc__ or ""
             tools.append(PlannedTool(name, key, tool_spec, " ".join(doc.split("\n\n")[0].split())))
-        planned.append(
-            PlannedModule(key, cls, mode, _config(manifest, key, spec, cls), tuple(tools))
+        config = _config(manifest, key, spec, cls)
+        configured = tuple(
+            (f"{prefix}_{name}", tool_mode)
+            for name, tool_mode in cls.configured_tools(config)
+            if not (tool_mode == "write" and mode == "read")
         )
+        for name, _ in configured:
+            if name in seen:
+                raise ManifestError(
+                    f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
+                    f"registered by module {seen[name]!r}",
+                    fix="give one of the modules another key",
+                )
+            seen[name] = key
+        planned.append(PlannedModule(key, cls, mode, config, tuple(tools), configured))
     return planned
 
 

@@ -100,6 +100,14 @@ class ToolModule:
         return ()
 
     @classmethod
+    def configured_tools(cls, config: Any) -> Sequence[tuple[str, ToolMode]]:
+        """Names and modes of the dynamic tools this ``config`` allows, known before start-up.
+
+        Lets ``scoped-mcp tools`` list what ``dynamic_tools`` will register; none by default.
+        """
+        return ()
+
+    @classmethod
     def declared_credentials(cls, config: Any) -> tuple[Sequence[str], Sequence[str]]:
         """The (required, optional) credential keys for this validated ``config``.
 

@@ -153,6 +153,11 @@ class McpProxyModule(ToolModule):
         assert isinstance(config, McpProxyConfig)
         return tuple(config.credential_keys()), ()
 
+    @classmethod
+    def configured_tools(cls, config: Any) -> Sequence[tuple[str, ToolMode]]:
+        assert isinstance(config, McpProxyConfig)
+        return tuple(config.tools.items())
+
     def __init__(self, agent_ctx: AgentContext, credentials: Any, config: Any) -> None:
         super().__init__(agent_ctx, credentials, config)
         self.cfg: McpProxyConfig = config
