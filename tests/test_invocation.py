@@ -58,3 +58,12 @@ async def test_default_of_a_scoped_parameter_is_scoped(tmp_path: Path) -> None:
     """An omitted scoped argument's default is scoped too, never passed raw."""
     call = wrapped(tmp_path, "echo_default")
     assert await call() == "agent-01:default"
+
+
+def test_argument_digest_never_fails() -> None:
+    """Arguments the JSON encoder cannot render still get a digest record instead of an error."""
+    from scoped_mcp.invocation import argument_digest
+
+    digest = argument_digest({"n": 10**5000, "s": "x"})
+    assert digest["shape"]["s"] == {"type": "str", "len": 1}
+    assert digest["sha256"] is None or len(digest["sha256"]) == 64

@@ -49,14 +49,23 @@ def _is_scoped(annotation: Any) -> bool:
 
 
 def argument_digest(arguments: dict[str, Any]) -> dict[str, Any]:
-    """What the audit log keeps of the arguments: names, sizes, and one SHA-256 over all values."""
-    canonical = _CANONICAL.encode(arguments)
+    """What the audit log keeps of the arguments: names, sizes, and one SHA-256 over all values.
+
+    It runs in the pipeline's ``finally``, so it must not fail: arguments the encoder cannot
+    render (an integer past Python's digit limit) get ``sha256: null`` rather than no record.
+    """
+    try:
+        canonical: str | None = _CANONICAL.encode(arguments)
+    except (ValueError, TypeError, RecursionError):
+        canonical = None
     shapes = {
         name: {"type": type(value).__name__, "len": len(value)}
         if isinstance(value, str | bytes | list | dict)
         else {"type": type(value).__name__}
         for name, value in arguments.items()
     }
+    if canonical is None:
+        return {"sha256": None, "shape": shapes}
     digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
     return {"sha256": digest, "shape": shapes}
 
