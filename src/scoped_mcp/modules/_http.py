@@ -206,7 +206,8 @@ def make_client(
         ),
         follow_redirects=False,
         trust_env=False,
-        headers={"User-Agent": f"scoped-mcp/{__version__}"},
+        # Uncompressed only: the size cap must count what arrives, not what it inflates to.
+        headers={"User-Agent": f"scoped-mcp/{__version__}", "Accept-Encoding": "identity"},
     )
 
 
@@ -293,6 +294,8 @@ async def request(
 
 
 async def _read_capped(answer: httpx.Response, limit: int, service: str) -> bytes:
+    if answer.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        raise BackendError(f"{service}: the server sent a compressed response, which is refused")
     declared = answer.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BackendError(f"{service}: the response is larger than {limit} bytes")
