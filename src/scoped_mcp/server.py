@@ -21,7 +21,8 @@ from scoped_mcp import __version__, registry
 from scoped_mcp.audit.boundary import AuditBoundary
 from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
 from scoped_mcp.credentials.backends import load_backends
-from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.backends.interface import SecretBackend
+from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
 from scoped_mcp.credentials.check import check_plans, require_usable
 from scoped_mcp.credentials.plan import build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
@@ -65,6 +66,43 @@ def build(
     planned = registry.plan(manifest)
     plans = build_plans(manifest, planned, agent_ctx)
     backends = load_backends(schemes_used(plans), manifest.credentials, agent_ctx, environ)
+    try:
+        return _assemble(
+            manifest,
+            agent_ctx,
+            environ=environ,
+            redactor=redactor,
+            telemetry=telemetry,
+            planned=planned,
+            plans=plans,
+            backends=backends,
+        )
+    except BaseException:
+        # The preflight may already hold something that outlives us (Vault: the token of an
+        # AppRole login, for which the secret-id was spent); a refused start-up gives it back.
+        _close_backends(backends)
+        raise
+
+
+def _close_backends(backends: Mapping[str, SecretBackend]) -> None:
+    for backend in {id(b): b for b in backends.values()}.values():
+        try:
+            backend.close()
+        except Exception as exc:  # noqa: BLE001 - the refusal being raised matters more
+            _log.warning("backend close failed", extra={"exc_type": type(exc).__name__})
+
+
+def _assemble(
+    manifest: Manifest,
+    agent_ctx: AgentContext,
+    *,
+    environ: Mapping[str, str],
+    redactor: Redactor,
+    telemetry: Telemetry | None,
+    planned: list[registry.PlannedModule],
+    plans: dict[str, dict[str, KeyPlan]],
+    backends: Mapping[str, SecretBackend],
+) -> Runtime:
     require_usable(check_plans(plans, backends))
     telemetry = telemetry or telemetry_settings.configure(
         manifest.telemetry, environ, agent_ctx, redactor
