@@ -2,7 +2,7 @@
 
 The broker registers every value it releases; ``scrub`` replaces each one, and its common encodings
 (base64, URL-encoding, hex) and escapings (JSON string, Python repr), with ``[REDACTED]`` in tool
-results, error texts and log records.
+results, error texts and log records. A URL's ``user:password@`` is registered on its own too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from pydantic import TypeAdapter, ValidationError
 from pydantic.errors import PydanticSchemaGenerationError
@@ -58,6 +58,25 @@ def encodings(secret: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
 
 
+def userinfo_secrets(secret: str) -> list[str]:
+    """The password of a URL with ``user:password@`` and the ``user:password`` pair, decoded.
+
+    A module may send them on their own (``BrokerAuth`` turns them into HTTP Basic, whose value
+    is the pair in base64), and a server may echo them; neither is a form of the whole URL.
+    """
+    if "@" not in secret or "://" not in secret:
+        return []  # the usual token: no parse, so no further unwipeable copies of it
+    try:
+        parts = urlsplit(secret.strip())
+        password = parts.password
+    except ValueError:
+        return []
+    if password is None:
+        return []
+    user, plain = unquote(parts.username or ""), unquote(password)
+    return [plain, password, f"{user}:{plain}"]
+
+
 def _escape(form: str) -> str:
     return form if _WORD.fullmatch(form) else re.escape(form)
 
@@ -78,7 +97,10 @@ class Redactor:
         if len(secret) < MIN_SECRET_CHARS:
             # Too short to scrub without destroying ordinary text; refused at the broker instead.
             return
-        new = encodings(secret) - self._forms
+        new = encodings(secret)
+        for part in userinfo_secrets(secret):
+            new |= encodings(part)
+        new -= self._forms
         if not new:
             return
         with self._lock:
