@@ -197,7 +197,14 @@ def _serve(path: str) -> int:
         finally:
             await stop("stdin closed")
 
-    anyio.run(run)
+    try:
+        anyio.run(run)
+    except ScopedMCPError as exc:
+        # A module's startup may fail quoting a credential it was given: main prints this.
+        exc.message = redactor.scrub(exc.message)
+        exc.fix = redactor.scrub(exc.fix) if exc.fix else exc.fix
+        exc.args = (exc.message,)
+        raise
     return EXIT_OK
 
 

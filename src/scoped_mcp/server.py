@@ -26,12 +26,13 @@ from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
 from scoped_mcp.credentials.check import check_plans, require_usable
 from scoped_mcp.credentials.plan import build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
-from scoped_mcp.errors import ModuleLoadError
+from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.invocation import wrap_dynamic, wrap_tool
 from scoped_mcp.manifest import Manifest
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.stdio import run_stdio
 from scoped_mcp.telemetry import settings as telemetry_settings
 from scoped_mcp.telemetry.interface import Telemetry
 
@@ -180,7 +181,16 @@ async def start_modules(runtime: Runtime) -> None:
     try:
         for key, module in runtime.modules:
             started.append((key, module))
-            await module.startup()
+            try:
+                await module.startup()
+            except ScopedMCPError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a foreign error becomes one of ours
+                # Its text may quote a credential the module was just given: type only, as for
+                # a module that fails to initialise.
+                raise ModuleLoadError(
+                    f"modules.{key}: startup failed ({type(exc).__name__})"
+                ) from None
             for dynamic in module.dynamic_tools():
                 _add_dynamic(runtime, key, module, dynamic)
     except BaseException:
@@ -245,6 +255,6 @@ async def serve_stdio(runtime: Runtime, *, on_signal: Callable[[str], Awaitable[
         with serving:
             async with anyio.create_task_group() as inner:
                 inner.start_soon(runtime.broker.maintain)
-                await runtime.mcp.run_stdio_async(show_banner=False)
+                await run_stdio(runtime.mcp)
                 inner.cancel_scope.cancel()
         group.cancel_scope.cancel()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+from pathlib import Path
 from urllib.parse import quote
 
 import anyio
@@ -19,7 +20,9 @@ from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.redaction import Redactor
+from tests.contract_support import child_env
 from tests.credentials.memory_backend import MemoryBackend
+from tests.support import run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +93,52 @@ def test_a_url_credentials_password_is_scrubbed_in_every_form_it_is_sent() -> No
         assert password not in scrubbed
         assert quote(password, safe="") not in scrubbed
         assert basic not in scrubbed
+
+
+FAILING_STARTUP = """
+from scoped_mcp.errors import BackendError
+from scoped_mcp.modules._base import ToolModule, tool
+
+
+class FailingStartup(ToolModule):
+    name = "failing"
+    required_credentials = ("DB_URL",)
+
+    async def startup(self) -> None:
+        async with self.credentials.use("DB_URL") as url:
+            raise {error}(f"could not connect to {{url.text()}}")
+
+    @tool(mode="read")
+    async def ping(self) -> str:
+        \"\"\"Answer.\"\"\"
+        return "pong"
+"""
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "BackendError"])
+def test_a_module_startup_error_quoting_its_credential_does_not_reach_stderr(
+    tmp_path: Path, error: str
+) -> None:
+    """A module whose startup() fails with its credential in the message is a refused start-up
+    (exit 2): stderr explains it without the value (scrubbed, or only the foreign error's type)
+    and has no traceback."""
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "failing_startup.py").write_text(FAILING_STARTUP.format(error=error))
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "agent_type: research\nmodules:\n  failing:\n    type: failing_startup:FailingStartup\n"
+    )
+    password = secrets.token_urlsafe(18)
+    secret = f"postgres://app:{password}@127.0.0.1:1/app"
+    env = child_env(
+        tmp_path / "home", modules, AGENT_ID="fail-01", AGENT_TYPE="research", DB_URL=secret
+    )
+    result = run_cli("--manifest", str(manifest), env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert password not in result.stderr
+    assert result.stderr.startswith("scoped-mcp: "), result.stderr
+    if error == "RuntimeError":  # a foreign error: the module and the type, never its text
+        assert "modules.failing: startup failed (RuntimeError)" in result.stderr
+    assert "Traceback" not in result.stderr
