@@ -95,7 +95,8 @@ class Redactor:
     def add(self, secret: str) -> None:
         """Register a released secret; it is scrubbed from everything from now on."""
         if len(secret) < MIN_SECRET_CHARS:
-            # Too short to scrub without destroying ordinary text; refused at the broker instead.
+            # Too short to scrub without destroying ordinary text (ports, org names): documented in
+            # docs/credentials.md as the one gap in redaction.
             return
         new = encodings(secret)
         for part in userinfo_secrets(secret):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 import anyio
 import pytest
@@ -235,3 +236,38 @@ async def test_replaced_backend_token_moves_leases_to_the_new_token() -> None:
     assert ("token_login", {"replaces": "old-accessor"}) in events
     await broker.close()
     assert "db/creds/ro/1" in backend.revoked
+
+
+async def test_a_backend_failing_oddly_does_not_stop_maintenance() -> None:
+    """A renew that raises something unexpected is logged, retried later, and the loop goes on."""
+    import time
+
+    class Odd(MemoryBackend):
+        def renew(self, lease: Any) -> Any:
+            self.renewals += 1
+            raise RuntimeError("malformed answer")
+
+    backend = Odd(lease_ttl=0.3)
+    backend.sources["db/creds/ro"] = {"password": "pw"}
+    backend.dynamic.add("db/creds/ro")
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"})
+    broker._clock = time.monotonic
+    view = ModuleCredentials(broker, "mod", frozenset())
+    async with anyio.create_task_group() as group:
+        group.start_soon(broker.maintain)
+        view["PW"]
+        await anyio.sleep(0.6)
+        assert backend.renewals >= 1
+        group.cancel_scope.cancel()
+    await broker.close()
+
+
+async def test_membership_is_about_declared_keys_and_fetches_nothing() -> None:
+    """`KEY in credentials` is True for a declared key, False otherwise, without a fetch."""
+    backend = MemoryBackend()
+    backend.sources["kv"] = {"token": SECRET}
+    broker, _ = make(backend, {"TOKEN": "kv#token"})
+    view = ModuleCredentials(broker, "mod", frozenset())
+    assert "TOKEN" in view
+    assert "OTHER" not in view
+    assert backend.fetches == 0

@@ -283,8 +283,15 @@ class CredentialBroker:
             self._flag_token_replacements(now)
             due = [e for e in self._cache.values() if e.lease is not None and e.renew_at <= now]
             for entry in due:
-                await self._renew_or_rotate(entry)
-            await self._maintain_backends()
+                try:
+                    await self._renew_or_rotate(entry)
+                except Exception as exc:  # noqa: BLE001 - a malformed backend answer must not stop serving
+                    _log.error("lease maintenance failed", extra={"exc_type": type(exc).__name__})
+                    entry.renew_at = self._clock() + min(5.0, MAX_SLEEP)
+            try:
+                await self._maintain_backends()
+            except Exception as exc:  # noqa: BLE001 - as above, for the backends' own tokens
+                _log.error("backend maintenance failed", extra={"exc_type": type(exc).__name__})
             next_due = min(
                 (e.renew_at for e in self._cache.values() if e.lease), default=now + MAX_SLEEP
             )

@@ -58,6 +58,10 @@ class ModuleCredentials(Mapping[str, str]):
         with self._broker.reveal(plan, entry) as plain:
             return plain.text()
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the module declared ``key``; fetches nothing."""
+        return key in self._broker.keys_of(self._module)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._broker.keys_of(self._module))
 
