@@ -3,8 +3,9 @@
 FastMCP's ``run_stdio_async`` stops serving the moment stdin reaches end of file, and requests
 still being handled then get no answer. A client that writes its requests and closes its end at
 once (a pipe, a script, a host shutting an agent down) would lose work it already asked for. Here
-the read side is relayed through a stream that, at end of file, waits until every request it
-passed on has been answered (bounded by ``drain_seconds``) before it ends too.
+the read stream the server gets, at end of file, first waits until every request it passed on has
+been answered (bounded by ``drain_seconds``), and the write stream marks each answer as it goes.
+Both are thin wrappers: no extra task or buffer sits between the server and the pipes.
 
 It uses two FastMCP internals (``_lifespan_manager``, ``_mcp_server``), which are pinned by the
 ``fastmcp>=4.1.2,<4.2`` requirement and covered by the stdio tests.
@@ -15,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastmcp import FastMCP
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
@@ -54,29 +54,66 @@ class _Pending:
             await self.changed.wait()
 
 
-async def _relay_in(
-    source: MemoryObjectReceiveStream[Any],
-    sink: MemoryObjectSendStream[Any],
-    pending: _Pending,
-    drain_seconds: float,
-) -> None:
-    async with sink:
-        async for message in source:
-            pending.add(message)
-            await sink.send(message)
-        with anyio.move_on_after(drain_seconds):
-            await pending.drained()
+class _DrainingReader:
+    """The server's read stream: at end of input it first waits for pending answers."""
+
+    def __init__(self, inner: Any, pending: _Pending, drain_seconds: float) -> None:
+        self._inner = inner
+        self._pending = pending
+        self._drain_seconds = drain_seconds
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        try:
+            item = await self._inner.receive()
+        except anyio.EndOfStream:
+            with anyio.move_on_after(self._drain_seconds):
+                await self._pending.drained()
+            raise
+        self._pending.add(item)
+        return item
+
+    def __aiter__(self) -> _DrainingReader:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _DrainingReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
-async def _relay_out(
-    source: MemoryObjectReceiveStream[SessionMessage],
-    sink: MemoryObjectSendStream[SessionMessage],
-    pending: _Pending,
-) -> None:
-    async with sink:
-        async for message in source:
-            await sink.send(message)
-            pending.answered(message)
+class _AnsweringWriter:
+    """The server's write stream: every answer written settles its pending request."""
+
+    def __init__(self, inner: Any, pending: _Pending) -> None:
+        self._inner = inner
+        self._pending = pending
+
+    async def send(self, item: SessionMessage, /) -> None:
+        await self._inner.send(item)
+        self._pending.answered(item)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def __aenter__(self) -> _AnsweringWriter:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 async def run_stdio(mcp: FastMCP, *, drain_seconds: float = DRAIN_SECONDS) -> None:
@@ -86,20 +123,11 @@ async def run_stdio(mcp: FastMCP, *, drain_seconds: float = DRAIN_SECONDS) -> No
     pending = _Pending()
     token = set_transport("stdio")
     try:
-        async with (
-            mcp._lifespan_manager(),
-            stdio_server() as (read_stream, write_stream),
-            anyio.create_task_group() as group,
-        ):
-            in_send, in_receive = anyio.create_memory_object_stream[Any](0)
-            out_send, out_receive = anyio.create_memory_object_stream[SessionMessage](0)
-            group.start_soon(_relay_in, read_stream, in_send, pending, drain_seconds)
-            group.start_soon(_relay_out, out_receive, write_stream, pending)
-            async with out_send:
-                await mcp._mcp_server.run(
-                    in_receive, out_send, mcp._mcp_server.create_initialization_options()
-                )
-            # Both relays end by themselves: the input one at end of file, the output one when
-            # the server has closed its side, after the last answer is written.
+        async with mcp._lifespan_manager(), stdio_server() as (read_stream, write_stream):
+            await mcp._mcp_server.run(
+                _DrainingReader(read_stream, pending, drain_seconds),
+                _AnsweringWriter(write_stream, pending),
+                mcp._mcp_server.create_initialization_options(),
+            )
     finally:
         reset_transport(token)
