@@ -112,6 +112,22 @@ def _located(manifest: Manifest, loc: tuple[str, ...], exc: ConfigError) -> Conf
     return type(exc)(f"{locate(manifest, loc)}: {exc.message}", fix=exc.fix)
 
 
+def _claimer(manifest: Manifest, key: str, seen: dict[str, str]) -> Callable[[str], str]:
+    """Reserve tool names for module ``key``; a name another module has is a manifest error."""
+
+    def claim(name: str) -> str:
+        if name in seen:
+            raise ManifestError(
+                f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
+                f"registered by module {seen[name]!r}",
+                fix="give one of the modules another key",
+            )
+        seen[name] = key
+        return name
+
+    return claim
+
+
 def plan(manifest: Manifest) -> list[PlannedModule]:
     """Resolve and validate every module of ``manifest`` and list the tools it would register."""
     planned: list[PlannedModule] = []
@@ -126,34 +142,20 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
         except ConfigError as exc:
             raise _located(manifest, ("modules", key, "mode"), exc) from None
         prefix = cls.tool_prefix or key
+        claim = _claimer(manifest, key, seen)
         tools = []
         for tool_spec in cls.tool_specs():
             if tool_spec.mode == "write" and mode == "read":
                 continue
-            name = f"{prefix}_{tool_spec.name}"
-            if name in seen:
-                raise ManifestError(
-                    f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
-                    f"registered by module {seen[name]!r}",
-                    fix="give one of the modules another key",
-                )
-            seen[name] = key
             doc = getattr(cls, tool_spec.method).__doc__ or ""
-            tools.append(PlannedTool(name, key, tool_spec, " ".join(doc.split("\n\n")[0].split())))
+            summary = " ".join(doc.split("\n\n")[0].split())
+            tools.append(PlannedTool(claim(f"{prefix}_{tool_spec.name}"), key, tool_spec, summary))
         config = _config(manifest, key, spec, cls)
         configured = tuple(
-            (f"{prefix}_{name}", tool_mode)
+            (claim(f"{prefix}_{name}"), tool_mode)
             for name, tool_mode in cls.configured_tools(config)
             if not (tool_mode == "write" and mode == "read")
         )
-        for name, _ in configured:
-            if name in seen:
-                raise ManifestError(
-                    f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
-                    f"registered by module {seen[name]!r}",
-                    fix="give one of the modules another key",
-                )
-            seen[name] = key
         planned.append(PlannedModule(key, cls, mode, config, tuple(tools), configured))
     return planned
 
