@@ -381,3 +381,16 @@ def test_alias_heavy_manifest_is_checked_quickly(tmp_path: Path) -> None:
     path = _write(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(ManifestError, match="agent_type"):
         load(path)
+
+
+def test_vault_ca_cert_that_does_not_exist_is_a_manifest_error(tmp_path: Path) -> None:
+    """A Vault ca_cert path that is not a file stops the manifest with the field named."""
+    path = tmp_path / "m.yml"
+    path.write_text(
+        "agent_type: a\ncredentials:\n  vault:\n    addr: https://vault.example:8200\n"
+        f"    token_env: VAULT_TOKEN\n    ca_cert: {tmp_path / 'missing.pem'}\n"
+    )
+    with pytest.raises(ManifestError) as info:
+        load(path)
+    assert "credentials.vault" in str(info.value)
+    assert "missing.pem is not a file" in str(info.value)

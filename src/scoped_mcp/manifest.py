@@ -146,6 +146,10 @@ class VaultSpec(StrictModel):
                 raise ValueError("auth: approle needs role_id_env or role_id_file")
             if not (self.secret_id_env or self.secret_id_file):
                 raise ValueError("auth: approle needs secret_id_env or secret_id_file")
+        if self.ca_cert is not None and not self.ca_cert.is_file():
+            raise ValueError(
+                f"ca_cert: {self.ca_cert} is not a file (the CA bundle for Vault's TLS)"
+            )
         return self
 
 
