@@ -390,3 +390,21 @@ def test_missing_hvac_is_a_broken_finding_with_the_install_fix(
     assert finding.fix == "pip install 'scoped-mcp[vault]'"
     with pytest.raises(BackendMisconfigured):
         backend.fetch(RESEARCH)
+
+
+def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    """A token_file other users can read is refused with the chmod, before any request is made."""
+    from scoped_mcp.credentials.backends.vault_auth import _read_file
+    from scoped_mcp.errors import InsecureSource
+
+    token_file = tmp_path / "vault-token"
+    token_file.write_text("hvs.not-a-real-token\n")
+    token_file.chmod(0o644)
+    with pytest.raises(InsecureSource) as info:
+        _read_file(token_file, "token")
+    assert f"chmod 600 {token_file}" in info.value.diagnostics()
+    assert "not-a-real-token" not in info.value.diagnostics()
+    role_file = tmp_path / "role-id"
+    role_file.write_text("role-1234\n")
+    role_file.chmod(0o644)
+    assert _read_file(role_file, "role_id") == "role-1234"

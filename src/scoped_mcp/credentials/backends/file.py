@@ -30,6 +30,19 @@ _log = logging.getLogger(__name__)
 MAX_SECRETS_FILE_BYTES = 1024 * 1024
 
 
+def privacy_problems(info: os.stat_result, path: str) -> tuple[list[str], list[str]]:
+    """What makes a secret-holding file unsafe (not ours, readable by others), and the fixes."""
+    problems: list[str] = []
+    fixes: list[str] = []
+    if info.st_uid != os.geteuid():
+        problems.append(f"owned by uid {info.st_uid}, not {os.geteuid()}")
+        fixes.append(f"chown {os.geteuid()} {path}")
+    if info.st_mode & 0o077:
+        problems.append(f"mode {stat.S_IMODE(info.st_mode):04o} lets others read it")
+        fixes.append(f"chmod 600 {path}")
+    return problems, fixes
+
+
 class FileBackend(StaticBackend):
     """Reads credentials from YAML files that only their owner can read."""
 
@@ -97,14 +110,7 @@ class FileBackend(StaticBackend):
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise BackendMisconfigured(f"secrets file {path} is not a regular file")
-        problems = []
-        fixes = []
-        if info.st_uid != os.geteuid():
-            problems.append(f"owned by uid {info.st_uid}, not {os.geteuid()}")
-            fixes.append(f"chown {os.geteuid()} {path}")
-        if info.st_mode & 0o077:
-            problems.append(f"mode {stat.S_IMODE(info.st_mode):04o} lets others read it")
-            fixes.append(f"chmod 600 {path}")
+        problems, fixes = privacy_problems(info, path)
         if not problems:
             return info.st_size
         if self._allow_insecure:

@@ -22,6 +22,7 @@ from several threads.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
 import time
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from scoped_mcp.credentials.backends.file import privacy_problems
 from scoped_mcp.credentials.backends.vault_http import Connection
 from scoped_mcp.credentials.lease import SealedSecret, Sealer
 from scoped_mcp.errors import (
@@ -37,6 +39,7 @@ from scoped_mcp.errors import (
     BackendMisconfigured,
     BackendUnavailable,
     CredentialError,
+    InsecureSource,
     SecretNotFound,
 )
 from scoped_mcp.manifest import VaultSpec
@@ -457,6 +460,8 @@ class TokenKeeper:
 def _read_file(path: Path, kind: str) -> str:
     try:
         with path.open("rb") as handle:
+            if kind != "role_id":  # the role-id names a role; the token and secret-id are secrets
+                _refuse_shared(os.fstat(handle.fileno()), path, kind)
             raw = handle.read(MAX_INPUT_BYTES)
     except FileNotFoundError:
         raise BackendMisconfigured(
@@ -474,3 +479,11 @@ def _read_file(path: Path, kind: str) -> str:
     if not text:
         raise BackendMisconfigured(f"credentials.vault.{kind}_file: {path} is empty")
     return text
+
+
+def _refuse_shared(info: os.stat_result, path: Path, kind: str) -> None:
+    problems, fixes = privacy_problems(info, str(path))
+    if problems:
+        raise InsecureSource(
+            f"credentials.vault.{kind}_file: {path}: {'; '.join(problems)}", fix="; ".join(fixes)
+        )
