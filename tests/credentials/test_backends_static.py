@@ -14,7 +14,6 @@ from scoped_mcp.credentials.backends.interface import SecretBackend
 from scoped_mcp.credentials.backends.keyring import KeyringBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendMisconfigured, InsecureSource
-from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import KeyringSpec
 from scoped_mcp.testing.secret_backend import SecretBackendContract
 
@@ -56,7 +55,7 @@ class TestKeyringBackend(SecretBackendContract):
 
     def make_backend(self) -> SecretBackend:
         spec = KeyringSpec(backend="keyrings.alt.file.PlaintextKeyring")
-        return KeyringBackend(spec, AgentContext("agent-01", "research"))
+        return KeyringBackend(spec)
 
     def provision(self, backend: SecretBackend, name: str, value: str) -> SecretRef:
         from keyrings.alt.file import PlaintextKeyring
@@ -133,7 +132,7 @@ def test_file_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
 def test_prompting_or_failing_keyrings_are_refused(backend_name: str) -> None:
     """A keyring backend that would prompt on a terminal, or never answers, is refused by name."""
     spec = KeyringSpec(backend=backend_name)
-    backend = KeyringBackend(spec, AgentContext("agent-01", "research"))
+    backend = KeyringBackend(spec)
     with pytest.raises(BackendMisconfigured) as info:
         backend.fetch(SecretRef("keyring", "svc", "KEY"))
     assert backend_name in str(info.value)

@@ -75,7 +75,6 @@ class Upstream:
         self._swap = anyio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
         self._generations = 0
-        self.restarts = 0
 
     @property
     def current(self) -> Connection | None:
@@ -134,7 +133,6 @@ class Upstream:
         except UpstreamFailed as exc:
             raise BackendError(str(exc)) from None
         self._current = new
-        self.restarts += 1
         if old is not None:
             reason = "credentials changed" if old.alive() else "upstream exited"
             _log.info(

@@ -41,7 +41,7 @@ def _builtin(
     if scheme == "keyring":
         from scoped_mcp.credentials.backends.keyring import KeyringBackend
 
-        return KeyringBackend(spec.keyring, agent_ctx)
+        return KeyringBackend(spec.keyring)
     if scheme == "bitwarden":
         from scoped_mcp.credentials.backends.bitwarden import BitwardenBackend
         from scoped_mcp.manifest import BitwardenSpec

@@ -11,7 +11,6 @@ proves one with a single subclass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -87,8 +86,3 @@ class StaticBackend:
 
     def close(self) -> None:
         return None
-
-
-def lookup_field(values: Mapping[str | None, str], ref: SecretRef) -> str | None:
-    """The value ``ref`` names within a fetched source."""
-    return values.get(ref.field)

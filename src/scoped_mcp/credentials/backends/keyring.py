@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import AccessDenied, BackendMisconfigured, BackendUnavailable, SecretNotFound
-from scoped_mcp.identity import AgentContext
 
 if TYPE_CHECKING:
     from scoped_mcp.manifest import KeyringSpec
@@ -36,9 +35,8 @@ class KeyringBackend(StaticBackend):
 
     schemes: ClassVar[tuple[str, ...]] = ("keyring",)
 
-    def __init__(self, spec: KeyringSpec, agent_ctx: AgentContext) -> None:
+    def __init__(self, spec: KeyringSpec) -> None:
         self._spec = spec
-        self._agent_ctx = agent_ctx
         self._keyring: Any = None
 
     def __repr__(self) -> str:
