@@ -106,3 +106,29 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def tree_snapshot(
+    top: Path, *, skip: tuple[Path, ...] = (), dir_mtime: bool = True
+) -> dict[str, tuple[Any, ...]]:
+    """Every entry under ``top``: kind, content or link target, and mtime (links not followed).
+
+    ``dir_mtime=False`` leaves directory mtimes out, for trees where a server may legitimately
+    create entries in a directory that is otherwise compared.
+    """
+    result: dict[str, tuple[Any, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            if any(path == s or s in path.parents for s in skip):
+                continue
+            info = path.lstat()
+            if path.is_symlink():
+                result[str(path)] = ("link", os.readlink(path))
+            elif path.is_file():
+                result[str(path)] = ("file", path.read_bytes(), info.st_mtime_ns)
+            elif dir_mtime:
+                result[str(path)] = ("other", info.st_mode, info.st_mtime_ns)
+            else:
+                result[str(path)] = ("dir", info.st_mode)
+    return result

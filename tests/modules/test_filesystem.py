@@ -23,6 +23,7 @@ from scoped_mcp.identity import AgentContext
 from scoped_mcp.invocation import wrap_tool
 from scoped_mcp.modules.filesystem import FilesystemModule
 from scoped_mcp.redaction import Redactor
+from tests.support import tree_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -93,21 +94,8 @@ async def make_harness(tmp: Path, **config: Any) -> Harness:
 
 
 def snapshot(top: Path, *, skip: tuple[Path, ...] = ()) -> dict[str, tuple[Any, ...]]:
-    """Every entry under ``top``: kind, content or link target, and mtime (links not followed)."""
-    result: dict[str, tuple[Any, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            if any(path == s or s in path.parents for s in skip):
-                continue
-            info = path.lstat()
-            if path.is_symlink():
-                result[str(path)] = ("link", os.readlink(path))
-            elif path.is_file():
-                result[str(path)] = ("file", path.read_bytes(), info.st_mtime_ns)
-            else:
-                result[str(path)] = ("other", info.st_mode, info.st_mtime_ns)
-    return result
+    """The tree under ``top`` as tests.support.tree_snapshot records it."""
+    return tree_snapshot(top, skip=skip)
 
 
 def outside_snapshot(h: Harness) -> dict[str, tuple[Any, ...]]:

@@ -17,7 +17,7 @@ import anyio
 import pytest
 import yaml
 
-from tests.support import ServerHandle, running_server
+from tests.support import ServerHandle, running_server, tree_snapshot
 
 pytestmark = [pytest.mark.anyio, pytest.mark.stdio]
 
@@ -41,21 +41,8 @@ class Tree:
 
 
 def snapshot(top: Path, *, skip: tuple[Path, ...] = ()) -> dict[str, tuple[Any, ...]]:
-    """Every entry under ``top``: kind, content or link target, and mtime (links not followed)."""
-    result: dict[str, tuple[Any, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            if any(path == s or s in path.parents for s in skip):
-                continue
-            info = path.lstat()
-            if path.is_symlink():
-                result[str(path)] = ("link", os.readlink(path))
-            elif path.is_file():
-                result[str(path)] = ("file", path.read_bytes(), info.st_mtime_ns)
-            else:
-                result[str(path)] = ("dir", info.st_mode)
-    return result
+    """The tree under ``top`` as tests.support.tree_snapshot records it."""
+    return tree_snapshot(top, skip=skip, dir_mtime=False)
 
 
 @pytest.fixture(scope="module")
