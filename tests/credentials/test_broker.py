@@ -271,3 +271,28 @@ async def test_membership_is_about_declared_keys_and_fetches_nothing() -> None:
     assert "TOKEN" in view
     assert "OTHER" not in view
     assert backend.fetches == 0
+
+
+async def test_missing_optional_key_is_asked_for_once_per_ttl() -> None:
+    """An optional key found missing is not read again, nor audited again, until the TTL passes."""
+    clock = Clock()
+    events: list[tuple[str, dict[str, object]]] = []
+    backend = MemoryBackend()
+    plans = {"mod": {"OPT": KeyPlan("mod", "OPT", SecretRef("mem", "kv", "opt"), required=False)}}
+    broker = CredentialBroker(
+        plans=plans,
+        backends={"mem": backend},
+        ttl=10,
+        redactor=Redactor(),
+        on_event=lambda action, **f: events.append((action, f)),
+        clock=clock,
+    )
+    view = ModuleCredentials(broker, "mod", frozenset({"OPT"}))
+    for _ in range(5):
+        assert not await view.get_optional("OPT")
+    assert backend.fetches == 1
+    assert [a for a, _ in events] == ["failed"]
+    backend.sources["kv"] = {"opt": "now-set-value"}
+    clock.now += 11
+    assert await view.get_optional("OPT")
+    assert backend.fetches == 2

@@ -111,6 +111,8 @@ class CredentialBroker:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
         self._token_replaced: set[int] = set()
+        # Optional keys found missing: (scheme, path, field) -> when to ask the backend again.
+        self._absent: dict[tuple[str, str, str | None], float] = {}
         self.fetch_count = 0
         for backend in {id(b): b for b in backends.values()}.values():
             # Backends with events of their own (Vault's token login, renewal, revocation).
@@ -211,11 +213,18 @@ class CredentialBroker:
         return await anyio.to_thread.run_sync(self._fetch, plan)
 
     def _fetch(self, plan: KeyPlan) -> Fetched:
+        """Read the plan's source; an optional key found missing is not asked for again (nor
+        audited again) until the TTL has passed, so a module may probe it on every call."""
         backend = self.backend_for(plan.ref)
+        absent_key = (plan.ref.scheme, plan.ref.path, plan.ref.field)
+        if not plan.required and self._clock() < self._absent.get(absent_key, 0.0):
+            raise SecretNotFound(f"{plan.key} unavailable: not set (optional)")
         self.fetch_count += 1
         try:
             return backend.fetch(plan.ref)
         except CredentialError as exc:
+            if isinstance(exc, SecretNotFound) and not plan.required:
+                self._absent[absent_key] = self._clock() + self._ttl
             self._event("failed", plan, error=self._redactor.scrub(exc.message), status=exc.status)
             if isinstance(exc, BackendUnavailable):
                 raise BackendUnavailable(

@@ -49,8 +49,6 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 PLACEHOLDER_ORIGIN: Final = "http://broker.invalid"
 """Requests are built against this origin; ``BrokerAuth`` swaps in the real one."""
 MAX_RETRY_AFTER: Final = 86_400
-ABSENT_RECHECK_SECONDS: Final = 300.0
-"""How long an optional token found missing is taken as absent before the broker is asked again."""
 _RETRY_SECONDS: Final = re.compile(r"[0-9]{1,9}")
 
 
@@ -119,7 +117,6 @@ class BrokerAuth(httpx.Auth):
         self._token_key = token_key
         self._token_optional = token_optional
         self._scheme = scheme
-        self._absent_until = 0.0
 
     def __repr__(self) -> str:
         return f"BrokerAuth(url_key={self._url_key!r}, token_key={self._token_key!r})"
@@ -149,13 +146,8 @@ class BrokerAuth(httpx.Auth):
             return False
         if not self._token_optional:
             return True
-        # Without this, every call would ask the backend again (and audit a "failed" read).
-        if time.monotonic() < self._absent_until:
-            return False
-        present = await self._credentials.get_optional(self._token_key)
-        if not present:
-            self._absent_until = time.monotonic() + ABSENT_RECHECK_SECONDS
-        return present
+        # The broker remembers a missing optional key for its TTL: no backend read per call.
+        return await self._credentials.get_optional(self._token_key)
 
 
 def _retarget(request: httpx.Request, base_text: str, key: str) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -65,7 +64,6 @@ class InfluxModule(ToolModule):
             flux.identifier(bucket, "bucket", flux.BUCKET)
         self._view = credentials
         self._prefix = flux.prefix_for(agent_ctx.agent_id)
-        self._org_absent_until = 0.0
         auth = _http.BrokerAuth(
             credentials,
             url_key="INFLUXDB_URL",
@@ -90,12 +88,10 @@ class InfluxModule(ToolModule):
         raise ScopeViolation(f"bucket is not in this agent's {'write ' if write else ''}allowlist")
 
     async def _org(self) -> str:
-        # An absent optional key is taken as absent for a while, not re-read (and audited) per call.
-        if time.monotonic() >= self._org_absent_until:
-            if await self._view.get_optional("INFLUXDB_ORG"):
-                async with self._view.use("INFLUXDB_ORG") as org:
-                    return str(org.text())
-            self._org_absent_until = time.monotonic() + _http.ABSENT_RECHECK_SECONDS
+        # The broker remembers a missing optional key for its TTL: no backend read per call.
+        if await self._view.get_optional("INFLUXDB_ORG"):
+            async with self._view.use("INFLUXDB_ORG") as org:
+                return str(org.text())
         if self.config.org:
             return self.config.org
         raise BackendError("influxdb: no organisation (set config.org or INFLUXDB_ORG)")
