@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from fastmcp.exceptions import ToolError
 
 from scoped_mcp.audit.log import open_audit_log
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.invocation import wrap_tool
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.redaction import Redactor
-from scoped_mcp.scoping import NamespaceScope, ScopedStr
+from scoped_mcp.scoping import Allowlist, NamespaceScope, Scoped, ScopedStr, ScopeStrategy
 
 pytestmark = pytest.mark.anyio
 
@@ -30,6 +32,28 @@ class Keys(ToolModule):
     async def echo_default(self, key: ScopedStr = "default") -> Any:
         """Return the key as the body received it."""
         return key
+
+    @tool(mode="read")
+    async def echo_room(
+        self, room: Annotated[str, Scoped("rooms")], to: Annotated[list[str], Scoped("people")]
+    ) -> Any:
+        """Return the room and recipients as the body received them."""
+        return {"room": room, "to": to}
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        return {
+            "rooms": Allowlist(["!a:hs"], what="room"),
+            "people": Allowlist(["ann@x"], what="recipient"),
+        }
+
+
+class Unnamed(ToolModule):
+    name = "unnamed"
+
+    @tool(mode="read")
+    async def echo(self, room: Annotated[str, Scoped("rooms")]) -> Any:
+        """Return the room."""
+        return room
 
 
 def wrapped(tmp_path: Path, method: str) -> Any:
@@ -67,3 +91,28 @@ def test_argument_digest_never_fails() -> None:
     digest = argument_digest({"n": 10**5000, "s": "x"})
     assert digest["shape"]["s"] == {"type": "str", "len": 1}
     assert digest["sha256"] is None or len(digest["sha256"]) == 64
+
+
+async def test_named_scope_strategies_scope_strings_and_lists(tmp_path: Path) -> None:
+    """`Scoped("rooms")` uses the module's named strategy; a list has every element scoped."""
+    call = wrapped(tmp_path, "echo_room")
+    assert await call(room="!a:hs", to=["ann@x"]) == {"room": "!a:hs", "to": ["ann@x"]}
+    with pytest.raises(ToolError, match="room is not in this agent's allowlist"):
+        await call(room="!b:hs", to=["ann@x"])
+    with pytest.raises(ToolError, match="recipient is not in this agent's allowlist"):
+        await call(room="!a:hs", to=["ann@x", "eve@y"])
+
+
+def test_a_strategy_name_the_module_lacks_is_refused_when_built(tmp_path: Path) -> None:
+    """A `Scoped("rooms")` parameter with no "rooms" strategy fails at build, not at a call."""
+    ctx = AgentContext("agent-01", "research")
+    audit = open_audit_log(tmp_path / "audit.jsonl", ctx, Redactor())
+    with pytest.raises(TypeError, match="no scope strategy named 'rooms'"):
+        wrap_tool(
+            Unnamed(ctx, {}, {}),  # type: ignore[arg-type]
+            Unnamed.tool_specs()[0],
+            module_key="unnamed",
+            tool_name="unnamed_echo",
+            audit=audit,
+            redactor=Redactor(),
+        )

@@ -28,9 +28,10 @@ from pydantic.json_schema import SkipJsonSchema
 from scoped_mcp.audit.boundary import mark_reached
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
 from scoped_mcp.errors import CredentialError, ToolCallError
+from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolModule, ToolSpec
 from scoped_mcp.redaction import Redactor
-from scoped_mcp.scoping import Scoped
+from scoped_mcp.scoping import Scoped, ScopeStrategy
 
 _log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 500
@@ -38,14 +39,56 @@ MAX_ERROR_CHARS = 500
 _CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
 
 
-def _is_scoped(annotation: Any) -> bool:
-    """True for ``Annotated[str, Scoped]``, also inside ``X | None`` and other unions."""
+def _scope_marker(annotation: Any) -> Scoped | None:
+    """The ``Scoped`` marker of a parameter, also inside ``X | None`` and other unions.
+
+    A bare ``Scoped`` (the class) is the same as ``Scoped()``: the module's own ``scoping``.
+    """
     origin = get_origin(annotation)
     if origin is typing.Annotated:
-        return any(meta is Scoped for meta in get_args(annotation)[1:])
+        for meta in get_args(annotation)[1:]:
+            if meta is Scoped:
+                return Scoped()
+            if isinstance(meta, Scoped):
+                return meta
+        return None
     if origin in (typing.Union, types.UnionType):
-        return any(_is_scoped(arg) for arg in get_args(annotation))
-    return False
+        for arg in get_args(annotation):
+            marker = _scope_marker(arg)
+            if marker is not None:
+                return marker
+    return None
+
+
+def _strategies(module: ToolModule, params: list[inspect.Parameter]) -> dict[str, ScopeStrategy]:
+    """Parameter name -> the strategy that scopes it; a strategy the module lacks is an error."""
+    named = module.scope_strategies()
+    found: dict[str, ScopeStrategy] = {}
+    for param in params:
+        marker = _scope_marker(param.annotation)
+        if marker is None:
+            continue
+        if marker.strategy is None:
+            if module.scoping is None:
+                raise TypeError(
+                    f"{type(module).__name__} has Scoped parameters but no scoping strategy"
+                )
+            found[param.name] = module.scoping
+        elif marker.strategy in named:
+            found[param.name] = named[marker.strategy]
+        else:
+            raise TypeError(
+                f"{type(module).__name__}.{param.name}: no scope strategy named "
+                f"{marker.strategy!r} (scope_strategies() has {sorted(named)})"
+            )
+    return found
+
+
+def _apply_scope(strategy: ScopeStrategy, value: Any, agent_ctx: AgentContext) -> Any:
+    """Scope one argument: a string, or every element of a list or tuple of strings."""
+    if isinstance(value, list | tuple):
+        return [strategy.apply(item, agent_ctx) for item in value]
+    return strategy.apply(value, agent_ctx)
 
 
 def argument_digest(arguments: dict[str, Any]) -> dict[str, Any]:
@@ -152,10 +195,8 @@ def wrap_tool(
         p.replace(annotation=hints.get(p.name, p.annotation))
         for p in list(signature.parameters.values())[1:]
     ]
-    scoped = frozenset(p.name for p in params if _is_scoped(p.annotation))
+    scoped = _strategies(module, params)
     defaults = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-    if scoped and module.scoping is None:
-        raise TypeError(f"{type(module).__name__} has Scoped parameters but no scoping strategy")
     agent_ctx = module.agent_ctx
     guarded = _pipeline(
         module_key=module_key,
@@ -169,11 +210,10 @@ def wrap_tool(
     async def call_tool(**arguments: Any) -> Any:
         async def body() -> Any:
             call_args = dict(arguments)
-            for name in scoped:
+            for name, strategy in scoped.items():
                 value = call_args.get(name, defaults.get(name))
                 if value is not None:
-                    assert module.scoping is not None
-                    call_args[name] = module.scoping.apply(value, agent_ctx)
+                    call_args[name] = _apply_scope(strategy, value, agent_ctx)
             result = bound(**call_args)
             if inspect.isawaitable(result):
                 result = await result

@@ -8,13 +8,14 @@ names are ever imported.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import ConfigError, ManifestError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import Manifest, ModuleSpec, describe_errors, locate, source_node
@@ -163,7 +164,7 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
 def instantiate(
     planned: list[PlannedModule],
     agent_ctx: AgentContext,
-    credentials_for: Callable[[str, type[ToolModule]], Mapping[str, str]],
+    credentials_for: Callable[[str, type[ToolModule]], CredentialView],
 ) -> list[tuple[PlannedModule, ToolModule]]:
     """Create each module instance with its own credential view."""
     instances = []

@@ -6,7 +6,9 @@ error, and the only permissive strategy is named ``UnsafeNoScope`` and logs ever
 
 Tool parameters annotated ``Annotated[str, Scoped]`` (or the alias ``ScopedStr``) are passed through
 the module's strategy by the framework before the tool body runs, so a module cannot forget to scope
-them. Modules written against the original API may still call ``self.scoping.apply()`` themselves.
+them; ``Annotated[str, Scoped("rooms")]`` names one of the strategies a module builds from its
+config (``ToolModule.scope_strategies``). Modules written against the original API may still call
+``self.scoping.apply()`` themselves.
 """
 
 from __future__ import annotations
@@ -32,14 +34,25 @@ MAX_PATH_DEPTH: Final = 256
 _ID_CHARS: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
-class _ScopedMarker:
-    """Annotation marker: this parameter names a resource and must pass the scope strategy."""
+class Scoped:
+    """Annotation marker: this parameter names a resource and must pass a scope strategy.
+
+    ``Annotated[str, Scoped]`` (bare, or ``Scoped()``) uses the module's ``scoping`` strategy;
+    ``Annotated[str, Scoped("rooms")]`` uses the strategy the module names ``"rooms"`` in
+    ``scope_strategies()``. A ``list[str]`` parameter has every element scoped. The call pipeline
+    applies the strategy before the tool body runs; a strategy name the module does not define is
+    refused when the server is built, not at the first call.
+    """
+
+    __slots__ = ("strategy",)
+
+    def __init__(self, strategy: str | None = None) -> None:
+        self.strategy = strategy
 
     def __repr__(self) -> str:
-        return "Scoped"
+        return f"Scoped({self.strategy!r})" if self.strategy else "Scoped"
 
 
-Scoped: Final = _ScopedMarker()
 ScopedStr = Annotated[str, Scoped]
 
 

@@ -13,11 +13,38 @@ Modules written against the original API may read ``self.credentials["KEY"]``, w
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
 
-from scoped_mcp.credentials.broker import CredentialBroker
-from scoped_mcp.credentials.lease import Plaintext
 from scoped_mcp.errors import CredentialError
+
+if TYPE_CHECKING:
+    from scoped_mcp.credentials.broker import CredentialBroker
+    from scoped_mcp.credentials.lease import Plaintext
+
+
+class CredentialView(Protocol):
+    """What a module holds as ``self.credentials``: its own declared keys, nothing else.
+
+    ``use`` is the call-scoped form built-ins use; ``has`` says whether an optional key has a
+    value without revealing it; ``[key]`` is the seed API's plain ``str`` read.
+    """
+
+    def use(self, key: str) -> AbstractAsyncContextManager[Plaintext]:
+        """Decrypt ``key`` for the duration of an ``async with`` block."""
+        ...
+
+    async def has(self, key: str) -> bool:
+        """Whether ``key`` has a value now (fetching it if needed); never reveals it."""
+        ...
+
+    def __getitem__(self, key: str) -> str:
+        """The value as a ``str`` (fetched just in time; it cannot be wiped)."""
+        ...
+
+    def __contains__(self, key: object) -> bool:
+        """Whether the module declared ``key``; fetches nothing."""
+        ...
 
 
 class ModuleCredentials(Mapping[str, str]):
@@ -38,7 +65,7 @@ class ModuleCredentials(Mapping[str, str]):
         with self._broker.reveal(plan, entry) as plain:
             yield plain
 
-    async def get_optional(self, key: str) -> bool:
+    async def has(self, key: str) -> bool:
         """Whether an optional key has a value, without revealing it."""
         try:
             await self._broker.entry(self._module, key)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.scoping import ScopeStrategy
 
@@ -68,7 +69,7 @@ class ToolModule:
 
     Class attributes a module sets:
       name                   the module's name (the manifest key for built-ins)
-      scoping                its ScopeStrategy; ``Scoped`` parameters pass through it
+      scoping                its ScopeStrategy; bare ``Scoped`` parameters pass through it
       required_credentials   keys the module cannot run without (checked at start-up)
       optional_credentials   keys it uses when present
       config_model           a pydantic model validating the manifest's ``config:`` block
@@ -82,9 +83,7 @@ class ToolModule:
     config_model: ClassVar[type[BaseModel] | None] = None
     tool_prefix: ClassVar[str | None] = None
 
-    def __init__(
-        self, agent_ctx: AgentContext, credentials: Mapping[str, str], config: Any
-    ) -> None:
+    def __init__(self, agent_ctx: AgentContext, credentials: CredentialView, config: Any) -> None:
         self.agent_ctx = agent_ctx
         self.credentials = credentials
         self.config = config
@@ -94,6 +93,14 @@ class ToolModule:
 
     async def shutdown(self) -> None:
         """Called once when the server stops; close what ``startup`` opened."""
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """The named strategies ``Scoped("name")`` parameters use, built from ``self.config``.
+
+        Asked for once, after ``__init__``, when the server is built; none by default. A module
+        with allowlists (rooms, recipients, buckets) returns e.g. ``{"rooms": Allowlist(...)}``.
+        """
+        return {}
 
     def dynamic_tools(self) -> Sequence[DynamicTool]:
         """Tools defined at run time, asked for once right after ``startup``; none by default."""

@@ -147,7 +147,7 @@ class BrokerAuth(httpx.Auth):
         if not self._token_optional:
             return True
         # The broker remembers a missing optional key for its TTL: no backend read per call.
-        return await self._credentials.get_optional(self._token_key)
+        return await self._credentials.has(self._token_key)
 
 
 def _retarget(request: httpx.Request, base_text: str, key: str) -> str | None:

@@ -89,7 +89,7 @@ class InfluxModule(ToolModule):
 
     async def _org(self) -> str:
         # The broker remembers a missing optional key for its TTL: no backend read per call.
-        if await self._view.get_optional("INFLUXDB_ORG"):
+        if await self._view.has("INFLUXDB_ORG"):
             async with self._view.use("INFLUXDB_ORG") as org:
                 return str(org.text())
         if self.config.org:
