@@ -29,10 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoped_mcp.credentials.backends.file import FileBackend
 from scoped_mcp.credentials.backends.vault import VaultBackend
-from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
-from scoped_mcp.manifest import VaultSpec
 from scoped_mcp.redaction import Redactor
 
 

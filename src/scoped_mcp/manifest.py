@@ -23,7 +23,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from scoped_mcp.errors import ManifestError
@@ -85,117 +84,14 @@ class ModuleSpec(StrictModel):
 SOURCE_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
-class KeyringSpec(StrictModel):
-    """``credentials.keyring``: the OS keyring entries, one per key (username = key name)."""
-
-    service: str = Field(
-        default="scoped-mcp/{agent_type}",
-        min_length=1,
-        description="Keyring service for source: keyring; the username is the key name.",
-    )
-    backend: str | None = Field(
-        default=None,
-        description="The keyring backend class, e.g. 'keyring.backends.SecretService.Keyring'. "
-        "Default: keyring's own choice, refused if it could prompt on a terminal.",
-    )
-
-
-class VaultSpec(StrictModel):
-    """``credentials.vault``: how the broker reaches and authenticates to Vault/OpenBao."""
-
-    addr: str | None = Field(default=None, description="Default: $VAULT_ADDR, then $BAO_ADDR.")
-    auth: Literal["token", "approle"] = Field(
-        default="token", description="How the broker authenticates."
-    )
-    token_env: str | None = Field(
-        default=None, description="Environment variable holding the token (auth: token)."
-    )
-    token_file: ManifestPath | None = Field(
-        default=None, description="File holding the token (auth: token)."
-    )
-    role_id_env: str | None = Field(
-        default=None, description="Environment variable holding the AppRole role-id."
-    )
-    role_id_file: ManifestPath | None = Field(
-        default=None, description="File holding the AppRole role-id."
-    )
-    secret_id_env: str | None = Field(
-        default=None,
-        description="Environment variable holding the secret-id (read once; may be "
-        "response-wrapped).",
-    )
-    secret_id_file: ManifestPath | None = Field(
-        default=None,
-        description="File holding the secret-id (read once; may be response-wrapped).",
-    )
-    approle_mount: str = Field(default="approle", description="The AppRole auth mount.")
-    path: str | None = Field(
-        default=None, description="KV secret whose fields are the keys, for source: vault."
-    )
-    kv_version: Literal[1, 2] = Field(default=2, description="KV engine version.")
-    namespace: str | None = Field(default=None, description="Vault Enterprise namespace.")
-    ca_cert: ManifestPath | None = Field(
-        default=None, description="CA bundle to verify the server's TLS certificate."
-    )
-    timeout: float = Field(default=5.0, gt=0, le=60, description="Request timeout in seconds.")
-
-    @model_validator(mode="after")
-    def _auth_inputs(self) -> VaultSpec:
-        if self.auth == "approle":
-            if not (self.role_id_env or self.role_id_file):
-                raise ValueError("auth: approle needs role_id_env or role_id_file")
-            if not (self.secret_id_env or self.secret_id_file):
-                raise ValueError("auth: approle needs secret_id_env or secret_id_file")
-        if self.ca_cert is not None and not self.ca_cert.is_file():
-            raise ValueError(
-                f"ca_cert: {self.ca_cert} is not a file (the CA bundle for Vault's TLS)"
-            )
-        return self
-
-
-class BitwardenSpec(StrictModel):
-    """``credentials.bitwarden``: how the broker runs the official ``bw`` CLI.
-
-    Works with Bitwarden and Vaultwarden alike (the password-manager vault, not Secrets Manager).
-    """
-
-    bw_path: str = Field(
-        default="bw",
-        min_length=1,
-        description="The bw executable: a path, or a name looked up on the server's PATH.",
-    )
-    session_env: str | None = Field(
-        default="BW_SESSION",
-        description="Environment variable of the server holding the session key from "
-        "'bw unlock --raw'. Ignored when session_file is set.",
-    )
-    session_file: ManifestPath | None = Field(
-        default=None,
-        description="A file (0600, ours) holding the session key; re-read when bw reports "
-        "the vault locked.",
-    )
-    appdata_dir: ManifestPath | None = Field(
-        default=None,
-        description="bw's data directory (BITWARDENCLI_APPDATA_DIR). Default: the server's "
-        "BITWARDENCLI_APPDATA_DIR, else bw's own default under HOME.",
-    )
-    item: str | None = Field(
-        default=None,
-        description="The item (id or exact name) whose custom fields are the keys, for "
-        "source: bitwarden. {agent_id} and {agent_type} expand.",
-    )
-    sync_interval: float = Field(
-        default=300,
-        ge=0,
-        le=86400,
-        description="Run 'bw sync' before a read when the last sync by this server is older "
-        "than this many seconds (0: never sync; bw then serves its local copy).",
-    )
-    timeout: float = Field(default=30, gt=0, le=300, description="Seconds one bw command may take.")
-
-
 class CredentialsSpec(StrictModel):
-    """Where the broker finds credentials. The default source serves every key not in ``keys``."""
+    """Where the broker finds credentials. The default source serves every key not in ``keys``.
+
+    Only the fields every backend shares are declared here. The other keys of ``credentials:``
+    (``vault:``, ``keyring:``, ``bitwarden:``, ``path``, ...) belong to the backends, whose own
+    models validate them when the manifest is loaded (``credentials/settings.py``); the result is
+    ``settings``, by the owning backend's scheme.
+    """
 
     source: str = Field(
         default="env",
@@ -209,33 +105,12 @@ class CredentialsSpec(StrictModel):
         le=86400,
         description="Seconds a static value is trusted before re-reading.",
     )
-    path: ManifestPath | None = Field(
-        default=None, description="The secrets file, for source: file."
-    )
-    unsafe_allow_insecure_file: bool = Field(
-        default=False,
-        description="Read secrets files that others can read or that we do not own (logged).",
-    )
-    keyring: KeyringSpec = Field(default_factory=KeyringSpec)
-    vault: VaultSpec | None = None
-    bitwarden: BitwardenSpec | None = None
     keys: dict[str, str] = Field(
         default_factory=dict,
         description="Per-key secret references (env:, file:, keyring:, vault:, vault-dynamic:, "
         "bitwarden:) that override the default source.",
     )
-
-    @model_validator(mode="after")
-    def _source_settings(self) -> CredentialsSpec:
-        if self.source == "file" and self.path is None:
-            raise ValueError("source: file needs path: /path/to/secrets.yml")
-        if self.source == "vault" and (self.vault is None or not self.vault.path):
-            raise ValueError("source: vault needs vault.path (the KV secret holding the keys)")
-        if self.source == "bitwarden" and (self.bitwarden is None or not self.bitwarden.item):
-            raise ValueError(
-                "source: bitwarden needs bitwarden.item (the item whose custom fields are the keys)"
-            )
-        return self
+    settings: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
 
 class AuditSpec(StrictModel):
@@ -340,13 +215,44 @@ def parse(text: str, *, source: Path) -> Manifest:
         )
     _refuse_duplicate_keys(node, source)
     context = {"base_dir": source.resolve().parent}
+    data, owned = _split_credentials(data)
+    lines: list[str] = []
     try:
-        manifest = Manifest.model_validate(data, context=context)
+        manifest: Manifest | None = Manifest.model_validate(data, context=context)
     except ValidationError as exc:
-        raise ManifestError(
-            describe_errors(exc, source=source, node=node, model=Manifest)
-        ) from None
-    return manifest.model_copy(update={"source_path": source.resolve()})
+        manifest = None
+        lines += error_lines(exc, source=source, node=node, model=Manifest)
+    # Imported here: the backends' settings models build on this module's StrictModel.
+    from scoped_mcp.credentials import settings as backend_settings
+
+    found, problems = backend_settings.validate(
+        owned,
+        source_scheme=_source_scheme(data),
+        source=source,
+        node=node,
+        context=context,
+    )
+    lines += problems
+    if lines or manifest is None:
+        raise ManifestError("invalid manifest\n  " + "\n  ".join(lines))
+    credentials = manifest.credentials.model_copy(update={"settings": found})
+    return manifest.model_copy(update={"source_path": source.resolve(), "credentials": credentials})
+
+
+def _source_scheme(data: dict[str, Any]) -> object:
+    credentials = data.get("credentials")
+    return credentials.get("source", "env") if isinstance(credentials, dict) else None
+
+
+def _split_credentials(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest with only the generic credential fields, and the backends' keys apart."""
+    credentials = data.get("credentials")
+    if not isinstance(credentials, dict):
+        return data, {}
+    generic = {n for n, info in CredentialsSpec.model_fields.items() if not info.exclude}
+    kept = {k: v for k, v in credentials.items() if k in generic}
+    owned = {k: v for k, v in credentials.items() if k not in generic}
+    return {**data, "credentials": kept}, owned
 
 
 def _refuse_duplicate_keys(node: yaml.Node | None, source: Path) -> None:
@@ -386,6 +292,19 @@ def describe_errors(
     ``model`` is the model that was validated (at ``prefix``); with it, an unknown key is reported
     together with the keys that are allowed in its place.
     """
+    lines = error_lines(exc, source=source, node=node, prefix=prefix, model=model)
+    return "invalid manifest\n  " + "\n  ".join(lines)
+
+
+def error_lines(
+    exc: ValidationError,
+    *,
+    source: Path,
+    node: yaml.Node | None,
+    prefix: tuple[str | int, ...] = (),
+    model: type[BaseModel] | None = None,
+) -> list[str]:
+    """The lines of ``describe_errors``, to join with other problems of the same manifest."""
     lines = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = prefix + tuple(error["loc"])
@@ -401,7 +320,7 @@ def describe_errors(
                 else "unknown field (check the spelling; see docs/manifest.md)"
             )
         lines.append(f"{where}: {field}: {message}")
-    return "invalid manifest\n  " + "\n  ".join(lines)
+    return lines
 
 
 def allowed_fields(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str] | None:

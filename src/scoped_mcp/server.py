@@ -21,10 +21,10 @@ from scoped_mcp import __version__, registry
 from scoped_mcp.audit.boundary import AuditBoundary
 from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
 from scoped_mcp.credentials.backends import load_backends
-from scoped_mcp.credentials.backends.interface import SecretBackend
-from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+from scoped_mcp.credentials.backends.interface import BackendContext, SecretBackend
+from scoped_mcp.credentials.broker import CredentialBroker
 from scoped_mcp.credentials.check import check_plans, require_usable
-from scoped_mcp.credentials.plan import build_plans, schemes_used
+from scoped_mcp.credentials.plan import KeyPlan, build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
 from scoped_mcp.identity import AgentContext
@@ -66,7 +66,9 @@ def build(
     redactor = redactor or Redactor()
     planned = registry.plan(manifest)
     plans = build_plans(manifest, planned, agent_ctx)
-    backends = load_backends(schemes_used(plans), manifest.credentials, agent_ctx, environ)
+    backends = load_backends(
+        schemes_used(plans), manifest.credentials.settings, BackendContext(agent_ctx, environ)
+    )
     try:
         return _assemble(
             manifest,

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from scoped_mcp.credentials.backends.bitwarden import BitwardenBackend
-from scoped_mcp.credentials.backends.bitwarden_cli import PASSED_THROUGH
+from scoped_mcp.credentials.backends.bitwarden.cli import PASSED_THROUGH
+from scoped_mcp.credentials.backends.bitwarden.config import BitwardenSpec
 from scoped_mcp.credentials.backends.interface import SecretBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
@@ -20,7 +21,6 @@ from scoped_mcp.errors import (
     InsecureSource,
     SecretNotFound,
 )
-from scoped_mcp.manifest import BitwardenSpec
 from scoped_mcp.testing.secret_backend import SecretBackendContract
 from tests.fixtures.fake_bw import BW, FakeVault, login_item
 from tests.support import base_env, run_cli

@@ -11,10 +11,9 @@ import yaml
 from scoped_mcp.credentials.backends.env import EnvBackend
 from scoped_mcp.credentials.backends.file import FileBackend
 from scoped_mcp.credentials.backends.interface import SecretBackend
-from scoped_mcp.credentials.backends.keyring import KeyringBackend
+from scoped_mcp.credentials.backends.keyring import KeyringBackend, KeyringSpec
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendMisconfigured, InsecureSource
-from scoped_mcp.manifest import KeyringSpec
 from scoped_mcp.testing.secret_backend import SecretBackendContract
 
 

@@ -8,12 +8,13 @@ from typing import Any
 import anyio
 import pytest
 
-from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import BackendUnavailable, CredentialError
 from scoped_mcp.redaction import Redactor
-from tests.credentials.memory_backend import MemoryBackend
+from scoped_mcp.testing.memory_backend import MemoryBackend
 
 pytestmark = pytest.mark.anyio
 SECRET = "tok-9f8e7d6c5b4a"

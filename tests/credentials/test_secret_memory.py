@@ -258,8 +258,9 @@ async def test_plaintext_copies_in_this_process(tmp_path: Path) -> None:
     import httpx2
 
     from scoped_mcp.credentials.backends.file import FileBackend
-    from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+    from scoped_mcp.credentials.broker import CredentialBroker
     from scoped_mcp.credentials.check import check_plans
+    from scoped_mcp.credentials.plan import KeyPlan
     from scoped_mcp.credentials.refs import SecretRef
     from scoped_mcp.credentials.view import ModuleCredentials
     from scoped_mcp.redaction import Redactor
@@ -308,7 +309,7 @@ async def test_plaintext_copies_in_this_process(tmp_path: Path) -> None:
             assert inside.held.get("call_buffer") == 1, "the scan did not find the call buffer"
         assert not any(buffer), "the call buffer was not wiped"
         after_fetch = take("after fetch + seal")
-        _, entry = await broker.entry("m", "API_TOKEN")
+        (entry,) = broker._cache.values()
         assert all(secret.prefix not in s.ciphertext for s in entry.fields.values())
         assert set(after_fetch.held) <= {"Redactor._forms", "Redactor pattern"}, after_fetch.held
         assert after_fetch.stray <= 1, "fetching, registering and sealing left stray copies"

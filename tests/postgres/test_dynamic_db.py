@@ -23,10 +23,11 @@ import pytest
 import yaml
 
 from scoped_mcp.credentials.backends.vault import VaultBackend
-from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
-from scoped_mcp.manifest import VaultSpec
 from scoped_mcp.redaction import Redactor
 from tests.contract_support import RawServer, call, child_env
 from tests.postgres.conftest import ROWS, VAULT_ADMIN, Database, Postgres

@@ -16,12 +16,13 @@ import anyio.to_thread
 import pytest
 
 from scoped_mcp.credentials.backends.interface import Fetched
-from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.testing.memory_backend import MemoryBackend
 from tests.contract_support import child_env
-from tests.credentials.memory_backend import MemoryBackend
 from tests.support import run_cli
 
 pytestmark = pytest.mark.anyio

@@ -307,8 +307,9 @@ async def test_no_secret_bearing_object_shows_its_value(tmp_path: Path) -> None:
     findings, backends, the redactor and the errors raised on the way hold no form of the secret."""
     from scoped_mcp.credentials.backends.env import EnvBackend
     from scoped_mcp.credentials.backends.file import FileBackend
-    from scoped_mcp.credentials.broker import CredentialBroker, KeyPlan
+    from scoped_mcp.credentials.broker import CredentialBroker
     from scoped_mcp.credentials.lease import LeaseInfo, Sealer
+    from scoped_mcp.credentials.plan import KeyPlan
     from scoped_mcp.credentials.refs import SecretRef
     from scoped_mcp.credentials.view import ModuleCredentials
     from scoped_mcp.errors import CredentialError
@@ -342,8 +343,9 @@ async def test_no_secret_bearing_object_shows_its_value(tmp_path: Path) -> None:
         async with view.use(key) as plain:
             assert plain.text() == secret
             shown.append(plain)
-        plan, entry = await broker.entry("m", key)
-        shown += [plan, entry, *entry.fields.values()]
+        plan = broker.plan("m", key)
+        entry = broker._cache[plan.ref.source]
+        shown += [plan, entry, *entry.fields.values(), broker.open("m", key)]
     for key in ("LIST", "BROKEN"):
         with pytest.raises(CredentialError) as caught:
             async with view.use(key):
@@ -352,7 +354,7 @@ async def test_no_secret_bearing_object_shows_its_value(tmp_path: Path) -> None:
     shown.append(file_backend.check(plans["m"]["BROKEN"].ref))
     if importlib.util.find_spec("hvac") is not None:
         from scoped_mcp.credentials.backends.vault import VaultBackend
-        from scoped_mcp.manifest import VaultSpec
+        from scoped_mcp.credentials.backends.vault.config import VaultSpec
 
         spec = VaultSpec(addr="http://127.0.0.1:9", auth="token", token_env="VT")
         vault = VaultBackend(spec, {"VT": secret})

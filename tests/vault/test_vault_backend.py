@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from scoped_mcp.credentials.backends.vault import VaultBackend
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
@@ -20,7 +21,6 @@ from scoped_mcp.errors import (
     CredentialError,
     SecretNotFound,
 )
-from scoped_mcp.manifest import VaultSpec
 from tests.vault.conftest import SHORT_TTL_TYPE, Bao, free_port
 
 RESEARCH = SecretRef("vault", "secret/scoped-mcp/research", "api_token")
@@ -394,7 +394,7 @@ def test_missing_hvac_is_a_broken_finding_with_the_install_fix(
 
 def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
     """A token_file other users can read is refused with the chmod, before any request is made."""
-    from scoped_mcp.credentials.backends.vault_auth import _read_file
+    from scoped_mcp.credentials.backends.vault.login import read_file as _read_file
     from scoped_mcp.errors import InsecureSource
 
     token_file = tmp_path / "vault-token"

@@ -6,7 +6,7 @@ docs/troubleshooting.md.
 
 The per-key checks are the server's start-up preflight (``credentials/check.py``), with one
 difference: Vault's AppRole login may not spend the secret-id (``approle_login``, default
-``"never"``; see ``credentials/backends/vault_auth.py``).
+``"never"``; see ``credentials/backends/vault/auth.py``).
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check
-from scoped_mcp.credentials.backends.interface import Finding, SecretBackend
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    Finding,
+    LoginSpend,
+    SecretBackend,
+)
 from scoped_mcp.credentials.check import KeyReport, check_plans
 from scoped_mcp.errors import ScopedMCPError
-
-if TYPE_CHECKING:
-    from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin
 
 EXIT_OK, EXIT_BROKEN, EXIT_WARNINGS, EXIT_INVALID = 0, 1, 2, 3
 SCHEMA_VERSION = 1
@@ -85,7 +87,7 @@ class Options:
 
     deep: bool = False
     pg_dsn: str | None = None
-    approle_login: AppRoleLogin = "never"
+    approle_login: LoginSpend = "never"
 
 
 def collect(
@@ -106,9 +108,8 @@ def collect(
     text = manifest.source_path.read_text() if manifest.source_path else ""
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     plans = build_plans(manifest, registry.plan(manifest), ctx)
-    backends = load_backends(
-        schemes_used(plans), manifest.credentials, ctx, environ, approle_login=options.approle_login
-    )
+    context = BackendContext(ctx, environ, login=options.approle_login)
+    backends = load_backends(schemes_used(plans), manifest.credentials.settings, context)
     try:
         described = _describe(backends)
         reports = check_plans(plans, backends)
@@ -125,11 +126,12 @@ def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
     described: dict[str, Finding] = {}
     seen: set[int] = set()
     for scheme, backend in sorted(backends.items()):
-        describe = getattr(backend, "describe", None)
-        if describe is None or id(backend) in seen:
+        if id(backend) in seen:
             continue
         seen.add(id(backend))
-        described[scheme] = describe()
+        finding = backend.describe()
+        if finding is not None:
+            described[scheme] = finding
     return described
 
 

@@ -19,36 +19,33 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
 
-from scoped_mcp.credentials.backends.interface import Fetched, SecretBackend
-from scoped_mcp.credentials.lease import LeaseInfo, Plaintext, SealedSecret, Sealer
+from scoped_mcp.credentials.backends.interface import EventSink, Fetched, SecretBackend
+from scoped_mcp.credentials.lease import LeaseInfo, Opening, Plaintext, SealedSecret, Sealer
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendUnavailable, CredentialError, SecretNotFound
-from scoped_mcp.redaction import Redactor
 
 _log = logging.getLogger(__name__)
-EventSink = Callable[..., None]
 RENEW_FRACTION = 2 / 3
 ROTATE_OVERLAP_SECONDS = 30.0
 MIN_SLEEP, MAX_SLEEP = 0.05, 30.0
 SHUTDOWN_SECONDS = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPlan:
-    """Where one declared key of one module comes from."""
+class Scrubber(Protocol):
+    """What the broker needs of the redactor: learn each released value, scrub error texts."""
 
-    module: str
-    key: str
-    ref: SecretRef
-    required: bool
+    def add(self, value: str) -> None: ...
+
+    def scrub(self, text: str) -> str: ...
 
 
 @dataclass(slots=True, repr=False)
@@ -96,7 +93,7 @@ class CredentialBroker:
         plans: Mapping[str, Mapping[str, KeyPlan]],
         backends: Mapping[str, SecretBackend],
         ttl: float,
-        redactor: Redactor,
+        redactor: Scrubber,
         on_event: EventSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -114,11 +111,12 @@ class CredentialBroker:
         # Optional keys found missing: (scheme, path, field) -> when to ask the backend again.
         self._absent: dict[tuple[str, str, str | None], float] = {}
         self.fetch_count = 0
-        for backend in {id(b): b for b in backends.values()}.values():
-            # Backends with events of their own (Vault's token login, renewal, revocation).
-            attach = getattr(backend, "attach_events", None)
-            if attach is not None:
-                attach(self._backend_sink(backend))
+        for backend in self._distinct_backends():
+            backend.attach_events(self._backend_sink(backend))
+
+    def _distinct_backends(self) -> list[SecretBackend]:
+        """Each backend once (vault and vault-dynamic share one)."""
+        return list({id(b): b for b in self._backends.values()}.values())
 
     def _backend_sink(self, backend: SecretBackend) -> EventSink:
         """Forward a backend's own events; a replaced token means its leases must move.
@@ -170,43 +168,51 @@ class CredentialBroker:
 
     # -- values ------------------------------------------------------------------------------
 
+    def open(self, module: str, key: str) -> Opening:
+        """The plaintext of a module's key for one ``async with`` (or ``with``) block.
+
+        The value is fetched first if no live one is cached (off the event loop with
+        ``async with``; in the calling thread with ``with``, for the seed API's
+        ``credentials["KEY"]``), decrypted into a buffer, and the buffer wiped when the block ends.
+        """
+        plan = self.plan(module, key)
+
+        async def opened() -> AbstractContextManager[Plaintext]:
+            return self._reveal(plan, await self._live_entry(plan))
+
+        return Opening(lambda: self._reveal(plan, self._live_entry_sync(plan)), opened)
+
+    async def ensure(self, module: str, key: str) -> None:
+        """Make sure a module's key has a live value, fetching it if needed; reveals nothing."""
+        await self._live_entry(self.plan(module, key))
+
+    async def _live_entry(self, plan: KeyPlan) -> _Entry:
+        source = plan.ref.source
+        entry = self._cache.get(source)
+        if entry is not None and entry.live(self._clock()):
+            return entry
+        lock = self._locks.setdefault(source, anyio.Lock())
+        async with lock:
+            entry = self._cache.get(source)
+            if entry is not None and entry.live(self._clock()):
+                return entry
+            fetched = await self._fetch_async(plan)
+            return self._store(plan, fetched, action="fetched")
+
+    def _live_entry_sync(self, plan: KeyPlan) -> _Entry:
+        entry = self._cache.get(plan.ref.source)
+        if entry is not None and entry.live(self._clock()):
+            return entry
+        return self._store(plan, self._fetch(plan), action="fetched")
+
     @contextmanager
-    def _open(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
+    def _reveal(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
         sealed = entry.fields.get(plan.ref.field)
         if sealed is None:
             raise SecretNotFound(
                 f"{plan.key} unavailable: field {plan.ref.field!r} not in {plan.ref}"
             )
         with self._sealer.open(sealed, context=_context(plan.ref)) as plain:
-            yield plain
-
-    async def entry(self, module: str, key: str) -> tuple[KeyPlan, _Entry]:
-        """The live cache entry behind a key, fetching it off the event loop if needed."""
-        plan = self.plan(module, key)
-        source = plan.ref.source
-        entry = self._cache.get(source)
-        if entry is not None and entry.live(self._clock()):
-            return plan, entry
-        lock = self._locks.setdefault(source, anyio.Lock())
-        async with lock:
-            entry = self._cache.get(source)
-            if entry is not None and entry.live(self._clock()):
-                return plan, entry
-            fetched = await self._fetch_async(plan)
-            return plan, self._store(plan, fetched, action="fetched")
-
-    def entry_sync(self, module: str, key: str) -> tuple[KeyPlan, _Entry]:
-        """As ``entry``, for the synchronous ``credentials["KEY"]`` access of custom modules."""
-        plan = self.plan(module, key)
-        entry = self._cache.get(plan.ref.source)
-        if entry is not None and entry.live(self._clock()):
-            return plan, entry
-        return plan, self._store(plan, self._fetch(plan), action="fetched")
-
-    @contextmanager
-    def reveal(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
-        """Decrypt one key of an entry for the duration of a block."""
-        with self._open(plan, entry) as plain:
             yield plain
 
     async def _fetch_async(self, plan: KeyPlan) -> Fetched:
@@ -288,26 +294,33 @@ class CredentialBroker:
     async def maintain(self) -> None:
         """Renew and rotate leases, and let backends renew their own tokens, until cancelled."""
         while True:
-            now = self._clock()
-            self._flag_token_replacements(now)
-            due = [e for e in self._cache.values() if e.lease is not None and e.renew_at <= now]
-            for entry in due:
-                try:
-                    await self._renew_or_rotate(entry)
-                except Exception as exc:  # noqa: BLE001 - a malformed backend answer must not stop serving
-                    _log.error("lease maintenance failed", extra={"exc_type": type(exc).__name__})
-                    entry.renew_at = self._clock() + min(5.0, MAX_SLEEP)
-            try:
-                await self._maintain_backends()
-            except Exception as exc:  # noqa: BLE001 - as above, for the backends' own tokens
-                _log.error("backend maintenance failed", extra={"exc_type": type(exc).__name__})
-            next_due = min(
-                (e.renew_at for e in self._cache.values() if e.lease), default=now + MAX_SLEEP
-            )
-            delay = min(MAX_SLEEP, max(MIN_SLEEP, next_due - self._clock()))
+            delay = await self.maintain_once()
             self._wake = anyio.Event()
             with anyio.move_on_after(delay):
                 await self._wake.wait()
+
+    async def maintain_once(self) -> float:
+        """One round of upkeep: the leases due now, then the backends' own; seconds to the next.
+
+        ``maintain`` runs it in a loop; tests drive it with the injected clock.
+        """
+        now = self._clock()
+        self._flag_token_replacements(now)
+        due = [e for e in self._cache.values() if e.lease is not None and e.renew_at <= now]
+        for entry in due:
+            try:
+                await self._renew_or_rotate(entry)
+            except Exception as exc:  # noqa: BLE001 - a malformed backend answer must not stop serving
+                _log.error("lease maintenance failed", extra={"exc_type": type(exc).__name__})
+                entry.renew_at = self._clock() + min(5.0, MAX_SLEEP)
+        try:
+            await self._maintain_backends()
+        except Exception as exc:  # noqa: BLE001 - as above, for the backends' own tokens
+            _log.error("backend maintenance failed", extra={"exc_type": type(exc).__name__})
+        next_due = min(
+            (e.renew_at for e in self._cache.values() if e.lease), default=now + MAX_SLEEP
+        )
+        return min(MAX_SLEEP, max(MIN_SLEEP, next_due - self._clock()))
 
     def _flag_token_replacements(self, now: float) -> None:
         if not self._token_replaced:
@@ -322,16 +335,14 @@ class CredentialBroker:
                 entry.renew_at = now
 
     async def _maintain_backends(self) -> None:
-        for backend in {id(b): b for b in self._backends.values()}.values():
-            hook = getattr(backend, "maintain", None)
-            if hook is not None:
-                try:
-                    await anyio.to_thread.run_sync(hook)
-                except CredentialError as exc:
-                    _log.warning(
-                        "backend maintenance failed",
-                        extra={"error": self._redactor.scrub(exc.message)},
-                    )
+        for backend in self._distinct_backends():
+            try:
+                await anyio.to_thread.run_sync(backend.maintain)
+            except CredentialError as exc:
+                _log.warning(
+                    "backend maintenance failed",
+                    extra={"error": self._redactor.scrub(exc.message)},
+                )
 
     async def _renew_or_rotate(self, entry: _Entry) -> None:
         assert entry.lease is not None
@@ -405,7 +416,7 @@ class CredentialBroker:
                 for lease in leases:
                     await self._revoke(backend, lease, plan)
             self._cache.clear()
-            for backend in {id(b): b for b in self._backends.values()}.values():
+            for backend in self._distinct_backends():
                 try:
                     await anyio.to_thread.run_sync(backend.close)
                 except CredentialError as exc:

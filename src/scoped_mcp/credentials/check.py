@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from scoped_mcp.credentials.backends.interface import Finding, SecretBackend
-from scoped_mcp.credentials.broker import KeyPlan
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import CredentialError
 
@@ -30,8 +30,8 @@ def check_plans(
 ) -> list[KeyReport]:
     """Check every planned key, in plan order.
 
-    A backend with ``check_many(refs)`` gets all its keys at once (Vault: one health request, one
-    lookup-self and one capabilities request for the lot); others get ``check(ref)`` per key.
+    Each backend gets all its keys at once (``check_many``: Vault sends one health request, one
+    lookup-self and one capabilities request for the lot; others check key by key).
     """
     ordered = [plan for module in plans.values() for plan in module.values()]
     groups: dict[int, list[int]] = {}
@@ -46,24 +46,10 @@ def check_plans(
 
 
 def _check_refs(backend: SecretBackend, refs: Sequence[SecretRef]) -> list[Finding]:
-    many = getattr(backend, "check_many", None)
-    if many is not None:
-        try:
-            found: list[Finding] = many(refs)
-            return found
-        except CredentialError as exc:
-            return [_failed(exc)] * len(refs)
-    findings = []
-    for ref in refs:
-        try:
-            findings.append(backend.check(ref))
-        except CredentialError as exc:
-            findings.append(_failed(exc))
-    return findings
-
-
-def _failed(exc: CredentialError) -> Finding:
-    return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
+    try:
+        return backend.check_many(refs)
+    except CredentialError as exc:
+        return [Finding.failed(exc)] * len(refs)
 
 
 def require_usable(reports: list[KeyReport]) -> None:

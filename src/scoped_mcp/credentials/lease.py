@@ -12,9 +12,10 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -126,3 +127,43 @@ class LeaseInfo:
         """The lease id's path and last characters: enough to correlate, too little to use."""
         head, _, tail = self.lease_id.rpartition("/")
         return f"{head}/…{tail[-6:]}" if head else f"…{tail[-6:]}"
+
+
+class Opening(AbstractAsyncContextManager["Plaintext"], AbstractContextManager["Plaintext"]):
+    """A plaintext for one block, entered with ``async with`` or ``with``; wiped at its end.
+
+    ``sync`` and ``later`` each give the context manager that decrypts the value, the latter after
+    awaiting whatever fetch it needs. ``CredentialBroker.open`` returns one.
+    """
+
+    def __init__(
+        self,
+        sync: Callable[[], AbstractContextManager[Plaintext]],
+        later: Callable[[], Awaitable[AbstractContextManager[Plaintext]]],
+    ) -> None:
+        self._sync = sync
+        self._later = later
+        self._open: AbstractContextManager[Plaintext] | None = None
+
+    def __repr__(self) -> str:
+        return "<Opening credential>"
+
+    def __enter__(self) -> Plaintext:
+        self._open = self._sync()
+        return self._open.__enter__()
+
+    async def __aenter__(self) -> Plaintext:
+        self._open = await self._later()
+        return self._open.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened.__exit__(kind, exc, tb)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(kind, exc, tb)

@@ -7,9 +7,9 @@
     vault-dynamic:database/creds/ro#field a field of a leased, dynamic Vault/OpenBao secret
     bitwarden:item-id-or-name#field       a field of a Bitwarden/Vaultwarden item (through bw)
 
-``{agent_id}`` and ``{agent_type}`` expand in every reference. Third-party backends register their
-own scheme through the ``scoped_mcp.secret_backends`` entry-point group; their references are
-``scheme:path#field``.
+``{agent_id}`` and ``{agent_type}`` expand in every reference. This file knows the shape common to
+all references; each scheme's backend adds its own rules (``SecretBackend.parse_ref``). Third-party
+backends register their scheme through the ``scoped_mcp.secret_backends`` entry-point group.
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def validate_key(key: str) -> str:
     return key
 
 
-def parse(text: str, agent_ctx: AgentContext, *, where: str) -> SecretRef:
-    """Parse ``scheme:path[#field]``, expanding identity placeholders. ``where`` names the field."""
+def split(text: str, agent_ctx: AgentContext, *, where: str) -> tuple[str, str, str]:
+    """``scheme:path[#field]`` as (scheme, path, field), placeholders expanded; ``field`` may be
+    empty. The scheme's backend applies its own rules (``SecretBackend.parse_ref``)."""
     match = _SCHEME.match(text.strip())
     if not match:
         raise ManifestError(
@@ -67,48 +68,4 @@ def parse(text: str, agent_ctx: AgentContext, *, where: str) -> SecretRef:
     path, _, field = rest.partition("#")
     if not path or (rest.endswith("#") and not field):
         raise ManifestError(f"{where}: {text!r} has an empty path or field")
-    if scheme == "keyring" and "/" not in path and not field:
-        raise ManifestError(
-            f"{where}: {text!r}: a keyring reference is keyring:service/username",
-        )
-    if scheme == "keyring" and not field:
-        service, _, username = path.rpartition("/")
-        return SecretRef("keyring", service, username)
-    if scheme in ("vault", "vault-dynamic", "file", "bitwarden") and not field:
-        raise ManifestError(
-            f"{where}: {text!r} needs '#field' naming the field to use",
-            fix=f"append the field, e.g. {text}#password",
-        )
-    return SecretRef(scheme, path, field or None)
-
-
-def default_ref(
-    key: str,
-    *,
-    source: str,
-    agent_ctx: AgentContext,
-    file_path: str | None,
-    keyring_service: str,
-    vault_path: str | None,
-    bitwarden_item: str | None = None,
-) -> SecretRef:
-    """Where ``key`` lives when no reference names it: in the default source, under its own name."""
-    if source == "env":
-        return SecretRef("env", key, None)
-    if source == "file":
-        if not file_path:
-            raise ManifestError("credentials.path: required when credentials.source is file")
-        return SecretRef("file", agent_ctx.expand(file_path), key)
-    if source == "keyring":
-        return SecretRef("keyring", agent_ctx.expand(keyring_service), key)
-    if source == "vault":
-        if not vault_path:
-            raise ManifestError("credentials.vault.path: required when credentials.source is vault")
-        return SecretRef("vault", agent_ctx.expand(vault_path), key)
-    if source == "bitwarden":
-        if not bitwarden_item:
-            raise ManifestError(
-                "credentials.bitwarden.item: required when credentials.source is bitwarden"
-            )
-        return SecretRef("bitwarden", agent_ctx.expand(bitwarden_item), key)
-    return SecretRef(source, key, None)
+    return scheme, path, field

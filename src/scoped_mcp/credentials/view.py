@@ -12,8 +12,8 @@ Modules written against the original API may read ``self.credentials["KEY"]``, w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Protocol
 
 from scoped_mcp.errors import CredentialError
@@ -58,17 +58,14 @@ class ModuleCredentials(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"ModuleCredentials({self._module!r}, keys={self._broker.keys_of(self._module)})"
 
-    @asynccontextmanager
-    async def use(self, key: str) -> AsyncIterator[Plaintext]:
+    def use(self, key: str) -> AbstractAsyncContextManager[Plaintext]:
         """Decrypt ``key`` for the duration of the block (fetching it first if needed)."""
-        plan, entry = await self._broker.entry(self._module, key)
-        with self._broker.reveal(plan, entry) as plain:
-            yield plain
+        return self._broker.open(self._module, key)
 
     async def has(self, key: str) -> bool:
         """Whether an optional key has a value, without revealing it."""
         try:
-            await self._broker.entry(self._module, key)
+            await self._broker.ensure(self._module, key)
         except CredentialError:
             if key in self._optional:
                 return False
@@ -77,13 +74,12 @@ class ModuleCredentials(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         try:
-            plan, entry = self._broker.entry_sync(self._module, key)
+            with self._broker.open(self._module, key) as plain:
+                return plain.text()
         except CredentialError:
             if key in self._optional and key in self._broker.keys_of(self._module):
                 raise KeyError(key) from None
             raise
-        with self._broker.reveal(plan, entry) as plain:
-            return plain.text()
 
     def __contains__(self, key: object) -> bool:
         """Whether the module declared ``key``; fetches nothing."""

@@ -5,18 +5,23 @@
         def provision(self, backend, name, value): ...   # store a secret, return its SecretRef
         def missing_ref(self, backend): ...              # a SecretRef that does not exist
 
+A backend whose values have leases (``vault-dynamic:``) also sets ``static = False`` and
+implements ``leased_ref(backend)``, a reference whose every fetch issues a new lease; the leased
+part of the suite then proves issue, renewal and revocation.
+
 Every invariant the broker relies on is a test here; a backend that passes them all can be used by
 the broker. Requires pytest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
 import pytest
 
-from scoped_mcp.credentials.backends.interface import SecretBackend
+from scoped_mcp.credentials.backends.interface import Fetched, SecretBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import CredentialError, SecretNotFound
 
@@ -25,7 +30,8 @@ class SecretBackendContract:
     """Invariants every ``SecretBackend`` must keep."""
 
     static = True
-    """True for backends whose values have no lease (renew/revoke raise NotImplementedError)."""
+    """True for backends whose values have no lease (renew/revoke raise NotImplementedError);
+    False for leased backends, which implement ``leased_ref``."""
 
     def make_backend(self) -> SecretBackend:
         raise NotImplementedError
@@ -34,6 +40,10 @@ class SecretBackendContract:
         raise NotImplementedError
 
     def missing_ref(self, backend: SecretBackend) -> SecretRef:
+        raise NotImplementedError
+
+    def leased_ref(self, backend: SecretBackend) -> SecretRef:
+        """A reference whose fetch issues a lease (leased backends only)."""
         raise NotImplementedError
 
     @pytest.fixture
@@ -47,7 +57,7 @@ class SecretBackendContract:
         return "s3cr3t-" + secrets.token_urlsafe(24)
 
     def test_is_a_secret_backend(self, backend: SecretBackend) -> None:
-        """The backend satisfies the SecretBackend protocol and names its schemes."""
+        """The backend subclasses SecretBackend and names its schemes."""
         assert isinstance(backend, SecretBackend)
         assert backend.schemes
 
@@ -98,3 +108,59 @@ class SecretBackendContract:
             backend.revoke(lease)
         backend.close()
         backend.close()
+
+    # -- leased backends ---------------------------------------------------------------------
+
+    @pytest.fixture
+    def leased(self, backend: SecretBackend) -> Any:
+        """A fresh lease (and its fetch); revoked afterwards if the test left it live."""
+        if self.static:
+            pytest.skip("a static backend issues no leases")
+        fetched = backend.fetch(self.leased_ref(backend))
+        yield fetched
+        if fetched.lease is not None:
+            with contextlib.suppress(CredentialError):
+                backend.revoke(fetched.lease)
+
+    def test_leased_fetch_gives_a_renewable_lease(self, leased: Fetched) -> None:
+        """A leased fetch returns its values together with a lease that has an id and a TTL."""
+        assert leased.lease is not None
+        assert leased.lease.lease_id
+        assert leased.lease.ttl > 0
+        assert leased.lease.renewable
+        assert leased.values
+
+    def test_each_leased_fetch_is_a_new_lease(
+        self, backend: SecretBackend, leased: Fetched
+    ) -> None:
+        """Two fetches of one leased reference issue two distinct leases."""
+        again = backend.fetch(self.leased_ref(backend))
+        assert again.lease is not None
+        assert leased.lease is not None
+        try:
+            assert again.lease.lease_id != leased.lease.lease_id
+        finally:
+            backend.revoke(again.lease)
+
+    def test_renew_extends_the_same_lease(self, backend: SecretBackend, leased: Fetched) -> None:
+        """renew() keeps the lease id and grants a positive TTL again."""
+        assert leased.lease is not None
+        renewed = backend.renew(leased.lease)
+        assert renewed.lease_id == leased.lease.lease_id
+        assert renewed.ttl > 0
+
+    def test_revoke_ends_the_lease(self, backend: SecretBackend, leased: Fetched) -> None:
+        """After revoke() the lease can no longer be renewed: renew raises a CredentialError."""
+        assert leased.lease is not None
+        backend.revoke(leased.lease)
+        with pytest.raises(CredentialError):
+            backend.renew(leased.lease)
+
+    def test_no_leased_value_in_reprs(self, backend: SecretBackend, leased: Fetched) -> None:
+        """No repr of the backend, the fetch, its lease or a renewed lease shows a value."""
+        assert leased.lease is not None
+        values = [v for v in leased.values.values() if len(v) >= 4]
+        texts = [repr(backend), repr(leased), repr(leased.lease)]
+        texts.append(repr(backend.renew(leased.lease)))
+        assert values
+        assert not [t for t in texts for v in values if v in t]

@@ -1,98 +1,95 @@
-"""Secret backends, one file each, behind the ``SecretBackend`` interface in ``interface.py``.
+"""Secret backends, one file or package each, behind ``SecretBackend`` in ``interface.py``.
 
-``load_backends`` builds only the backends a manifest's references use, so a manifest without
-Vault references never imports hvac. Third-party backends come from the
-``scoped_mcp.secret_backends`` entry-point group: a class taking ``(spec, agent_ctx, environ)``.
+Every backend, the built-in ones included, is a class registered under its scheme in the
+``scoped_mcp.secret_backends`` entry-point group (see pyproject.toml). ``Catalog`` scans the group
+once and imports only the classes asked for, so a manifest without Vault references never
+imports the Vault backend, let alone hvac.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from scoped_mcp.credentials.backends.interface import SecretBackend
+from scoped_mcp.credentials.backends.interface import BackendContext, SecretBackend
 from scoped_mcp.errors import ManifestError
-from scoped_mcp.identity import AgentContext
-from scoped_mcp.manifest import CredentialsSpec
 
 if TYPE_CHECKING:
-    from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin
+    from pydantic import BaseModel
 
 ENTRY_POINT_GROUP = "scoped_mcp.secret_backends"
-BUILTIN_SCHEMES = ("env", "file", "keyring", "vault", "vault-dynamic", "bitwarden")
 
 
-def _builtin(
-    scheme: str,
-    spec: CredentialsSpec,
-    agent_ctx: AgentContext,
-    environ: Mapping[str, str],
-    approle_login: AppRoleLogin,
-) -> SecretBackend:
-    if scheme == "env":
-        from scoped_mcp.credentials.backends.env import EnvBackend
+class Catalog:
+    """The installed secret backends by scheme; classes are imported on first use."""
 
-        return EnvBackend(environ)
-    if scheme == "file":
-        from scoped_mcp.credentials.backends.file import FileBackend
+    def __init__(self) -> None:
+        found = entry_points(group=ENTRY_POINT_GROUP)
+        self._entries: dict[str, EntryPoint] = {entry.name: entry for entry in found}
+        self._loaded: dict[str, type[SecretBackend]] = {}
 
-        return FileBackend(unsafe_allow_insecure_file=spec.unsafe_allow_insecure_file)
-    if scheme == "keyring":
-        from scoped_mcp.credentials.backends.keyring import KeyringBackend
+    def __repr__(self) -> str:
+        return f"Catalog({sorted(self._entries)})"
 
-        return KeyringBackend(spec.keyring)
-    if scheme == "bitwarden":
-        from scoped_mcp.credentials.backends.bitwarden import BitwardenBackend
-        from scoped_mcp.manifest import BitwardenSpec
+    @property
+    def schemes(self) -> list[str]:
+        """Every scheme some installed backend registered."""
+        return sorted(self._entries)
 
-        return BitwardenBackend(spec.bitwarden or BitwardenSpec(), environ)
-    from scoped_mcp.credentials.backends.vault import VaultBackend
+    def find(self, scheme: str) -> type[SecretBackend] | None:
+        """The backend class registered for ``scheme``, or None."""
+        if scheme not in self._loaded:
+            entry = self._entries.get(scheme)
+            if entry is None:
+                return None
+            cls = entry.load()
+            if not (isinstance(cls, type) and issubclass(cls, SecretBackend)):
+                raise ManifestError(
+                    f"credentials: the {scheme!r} secret backend ({entry.value}) is not a "
+                    "SecretBackend subclass",
+                    fix="the package that provides it must subclass "
+                    "scoped_mcp.credentials.backends.interface.SecretBackend",
+                )
+            self._loaded[scheme] = cls
+        return self._loaded[scheme]
 
-    if spec.vault is None:
-        raise ManifestError(
-            "credentials.vault: required when any key uses a vault: or vault-dynamic: reference",
-            fix="add credentials.vault with addr and auth (see docs/credentials.md)",
-        )
-    return VaultBackend(spec.vault, environ, approle_login=approle_login)
+    def get(self, scheme: str) -> type[SecretBackend]:
+        """The backend class for ``scheme``; ManifestError naming the choices if there is none."""
+        cls = self.find(scheme)
+        if cls is None:
+            raise ManifestError(
+                f"credentials: no secret backend for {scheme!r} references",
+                fix=f"use one of {', '.join(self.schemes)}, or install a package that provides "
+                f"{scheme!r} in the {ENTRY_POINT_GROUP!r} entry-point group",
+            )
+        return cls
 
 
 def load_backends(
     schemes: Iterable[str],
-    spec: CredentialsSpec,
-    agent_ctx: AgentContext,
-    environ: Mapping[str, str],
+    settings: Mapping[str, BaseModel],
+    context: BackendContext,
     *,
-    approle_login: AppRoleLogin = "unwrap",
+    catalog: Catalog | None = None,
 ) -> dict[str, SecretBackend]:
-    """One backend instance per scheme used; vault and vault-dynamic share one instance.
+    """One backend instance per class used; vault and vault-dynamic share one instance.
 
-    ``approle_login`` is what Vault's AppRole login may spend (see ``vault_auth.py``): the server
-    unwraps and logs in; ``creds check`` passes ``"never"`` or ``"plain-only"``.
+    ``settings`` are the validated manifest blocks by scheme (``CredentialsSpec.settings``).
     """
+    catalog = catalog or Catalog()
     backends: dict[str, SecretBackend] = {}
     for scheme in sorted(set(schemes)):
         if scheme in backends:
             continue
-        if scheme in BUILTIN_SCHEMES:
-            backend = _builtin(scheme, spec, agent_ctx, environ, approle_login)
-        else:
-            backend = _from_entry_point(scheme, spec, agent_ctx, environ)
-        for served in getattr(backend, "schemes", (scheme,)):
+        cls = catalog.get(scheme)
+        backend = cls.from_manifest(settings.get(owner_of(cls, scheme)), context)
+        for served in backend.schemes:
             backends.setdefault(served, backend)
         backends[scheme] = backend
     return backends
 
 
-def _from_entry_point(
-    scheme: str, spec: CredentialsSpec, agent_ctx: AgentContext, environ: Mapping[str, str]
-) -> SecretBackend:
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
-        cls = entry.load()
-        backend: SecretBackend = cls(spec, agent_ctx, environ)
-        return backend
-    raise ManifestError(
-        f"credentials: no secret backend for {scheme!r} references",
-        fix=f"use one of {', '.join(BUILTIN_SCHEMES)}, or install a package that provides "
-        f"{scheme!r} in the {ENTRY_POINT_GROUP!r} entry-point group",
-    )
+def owner_of(cls: type[SecretBackend], scheme: str) -> str:
+    """The name a backend's manifest settings are kept under: its first scheme."""
+    return cls.schemes[0] if cls.schemes else scheme

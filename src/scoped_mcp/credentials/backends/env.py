@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    Fetched,
+    Finding,
+    SecretBackend,
+)
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import SecretNotFound
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 NOTE = (
     "environment values are visible to whoever can read this process's environment "
@@ -16,10 +24,15 @@ NOTE = (
 )
 
 
-class EnvBackend(StaticBackend):
-    """Reads credentials from the process environment."""
+class EnvBackend(SecretBackend):
+    """Reads credentials from the process environment; ``env:NAME`` reads ``NAME``."""
 
     schemes: ClassVar[tuple[str, ...]] = ("env",)
+
+    @classmethod
+    def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> EnvBackend:
+        """The server's environment as the agent host gave it."""
+        return cls(context.environ)
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._environ = os.environ if environ is None else environ

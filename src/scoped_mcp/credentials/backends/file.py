@@ -13,8 +13,14 @@ import stat
 from typing import ClassVar
 
 import yaml
+from pydantic import BaseModel, Field
 
-from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    Fetched,
+    Finding,
+    SecretBackend,
+)
 from scoped_mcp.credentials.lease import wipe
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
@@ -25,6 +31,8 @@ from scoped_mcp.errors import (
     InsecureSource,
     SecretNotFound,
 )
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.manifest import ManifestPath, StrictModel
 
 _log = logging.getLogger(__name__)
 MAX_SECRETS_FILE_BYTES = 1024 * 1024
@@ -43,10 +51,45 @@ def privacy_problems(info: os.stat_result, path: str) -> tuple[list[str], list[s
     return problems, fixes
 
 
-class FileBackend(StaticBackend):
+class FileSettings(StrictModel):
+    """The file backend's settings, two fields directly under ``credentials:``."""
+
+    path: ManifestPath | None = Field(
+        default=None, description="The secrets file, for source: file."
+    )
+    unsafe_allow_insecure_file: bool = Field(
+        default=False,
+        description="Read secrets files that others can read or that we do not own (logged).",
+    )
+
+
+class FileBackend(SecretBackend):
     """Reads credentials from YAML files that only their owner can read."""
 
     schemes: ClassVar[tuple[str, ...]] = ("file",)
+    config_model: ClassVar[type[BaseModel] | None] = FileSettings
+    field_required: ClassVar[bool] = True
+
+    @classmethod
+    def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> FileBackend:
+        """The backend with ``credentials.unsafe_allow_insecure_file`` as the manifest says."""
+        spec = settings if isinstance(settings, FileSettings) else FileSettings()
+        return cls(unsafe_allow_insecure_file=spec.unsafe_allow_insecure_file)
+
+    @classmethod
+    def source_problem(cls, settings: BaseModel | None) -> str | None:
+        if not isinstance(settings, FileSettings) or settings.path is None:
+            return "source: file needs path: /path/to/secrets.yml"
+        return None
+
+    @classmethod
+    def default_ref(
+        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
+    ) -> SecretRef:
+        """``source: file``: the key is a field of the file ``credentials.path``."""
+        assert isinstance(settings, FileSettings)
+        assert settings.path is not None
+        return SecretRef("file", agent_ctx.expand(str(settings.path)), key)
 
     def __init__(self, *, unsafe_allow_insecure_file: bool = False) -> None:
         self._allow_insecure = unsafe_allow_insecure_file
@@ -67,7 +110,7 @@ class FileBackend(StaticBackend):
         try:
             data = self._read(ref.path)
         except CredentialError as exc:
-            return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
+            return Finding.failed(exc)
         if ref.field not in data:
             return Finding(
                 "missing", f"{ref.field} is not in {ref.path}", f"add '{ref.field}: ...'"

@@ -8,14 +8,26 @@ refused, and the backend in use is named in every error.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
+from pydantic import BaseModel, Field
+
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    Fetched,
+    Finding,
+    SecretBackend,
+)
 from scoped_mcp.credentials.refs import SecretRef
-from scoped_mcp.errors import AccessDenied, BackendMisconfigured, BackendUnavailable, SecretNotFound
-
-if TYPE_CHECKING:
-    from scoped_mcp.manifest import KeyringSpec
+from scoped_mcp.errors import (
+    AccessDenied,
+    BackendMisconfigured,
+    BackendUnavailable,
+    ManifestError,
+    SecretNotFound,
+)
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.manifest import StrictModel
 
 # Backends that ask a human for a password on the terminal, or can never answer.
 _REFUSED = {
@@ -25,15 +37,57 @@ _REFUSED = {
 }
 
 
+class KeyringSpec(StrictModel):
+    """``credentials.keyring``: the OS keyring entries, one per key (username = key name)."""
+
+    service: str = Field(
+        default="scoped-mcp/{agent_type}",
+        min_length=1,
+        description="Keyring service for source: keyring; the username is the key name.",
+    )
+    backend: str | None = Field(
+        default=None,
+        description="The keyring backend class, e.g. 'keyring.backends.SecretService.Keyring'. "
+        "Default: keyring's own choice, refused if it could prompt on a terminal.",
+    )
+
+
 def _qualname(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-class KeyringBackend(StaticBackend):
+class KeyringBackend(SecretBackend):
     """Reads credentials from one explicitly chosen, non-interactive keyring backend."""
 
     schemes: ClassVar[tuple[str, ...]] = ("keyring",)
+    config_block: ClassVar[str | None] = "keyring"
+    config_model: ClassVar[type[BaseModel] | None] = KeyringSpec
+
+    @classmethod
+    def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> KeyringBackend:
+        """The backend for ``credentials.keyring`` (keyring's own choice when there is none)."""
+        return cls(settings if isinstance(settings, KeyringSpec) else KeyringSpec())
+
+    @classmethod
+    def parse_ref(cls, scheme: str, path: str, field: str, *, text: str, where: str) -> SecretRef:
+        """``keyring:service/username`` (split at the last '/'), or ``keyring:service#username``."""
+        if field:
+            return SecretRef(scheme, path, field)
+        if "/" not in path:
+            raise ManifestError(
+                f"{where}: {text!r}: a keyring reference is keyring:service/username",
+            )
+        service, _, username = path.rpartition("/")
+        return SecretRef("keyring", service, username)
+
+    @classmethod
+    def default_ref(
+        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
+    ) -> SecretRef:
+        """``source: keyring``: the entry of service ``keyring.service`` named after the key."""
+        spec = settings if isinstance(settings, KeyringSpec) else KeyringSpec()
+        return SecretRef("keyring", agent_ctx.expand(spec.service), key)
 
     def __init__(self, spec: KeyringSpec) -> None:
         self._spec = spec
@@ -101,5 +155,5 @@ class KeyringBackend(StaticBackend):
         try:
             self.fetch(ref)
         except (SecretNotFound, AccessDenied, BackendUnavailable, BackendMisconfigured) as exc:
-            return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
+            return Finding.failed(exc)
         return Finding("ok", f"keyring backend {self.backend_name}")

@@ -1,7 +1,7 @@
 """The Vault backend's preflight: health, authentication, capabilities and the backend summary.
 
 One implementation serves the server's start-up and ``scoped-mcp creds check``; the only
-difference is ``TokenKeeper.approle_login`` (see ``vault_auth.py``). At start-up the keeper logs
+difference is ``TokenKeeper.approle_login`` (see ``auth.py``). At start-up the keeper logs
 in, so authentication and capabilities are proved. ``creds check`` never unwraps a wrapped
 secret-id and, unless asked, never logs in with AppRole: it then checks what it can without a
 token (health, readable inputs, the wrapping token's lookup) and says what it could not.
@@ -18,9 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from scoped_mcp.credentials.backends.interface import Finding, Status
-from scoped_mcp.credentials.backends.vault_auth import TokenKeeper
+from scoped_mcp.credentials.backends.vault.auth import TokenKeeper
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import BackendUnavailable, CredentialError
-from scoped_mcp.manifest import VaultSpec
 
 SHORT_LEASE_SECONDS = 30.0
 """A token or lease living less than this may expire during one tool call."""
@@ -41,7 +41,7 @@ class AuthState:
 
 def finding_from(exc: CredentialError, facts: Mapping[str, Any]) -> Finding:
     """A finding for a failure, keeping the facts gathered before it."""
-    return Finding(exc.status, exc.message, exc.fix, facts=dict(facts))  # type: ignore[arg-type]
+    return Finding.failed(exc, facts)
 
 
 def health(keeper: TokenKeeper, addr: str, facts: dict[str, Any]) -> None:

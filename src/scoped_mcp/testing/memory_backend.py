@@ -1,18 +1,23 @@
-"""An in-memory secret backend with leases: a real implementation of the interface for tests."""
+"""An in-memory secret backend with leases: a real implementation of the interface for tests.
+
+Static sources are plain dicts; a path in ``dynamic`` issues a numbered lease on every fetch
+(values suffixed with the lease id), renewable by ``lease_ttl`` up to ``max_ttl`` in all. Set
+``down`` to make every call fail as an unreachable backend would.
+"""
 
 from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from scoped_mcp.credentials.backends.interface import Fetched, Finding
+from scoped_mcp.credentials.backends.interface import EventSink, Fetched, Finding, SecretBackend
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendUnavailable, SecretNotFound
 
 
-class MemoryBackend:
+class MemoryBackend(SecretBackend):
     """Holds sources as dicts; ``dynamic`` paths issue numbered leases with a TTL and max TTL."""
 
     schemes: ClassVar[tuple[str, ...]] = ("mem",)
@@ -30,6 +35,7 @@ class MemoryBackend:
         self._issued: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.sink: EventSink = lambda *a, **k: None
 
     def __repr__(self) -> str:
         return f"MemoryBackend(<{len(self.sources)} sources>)"
@@ -62,6 +68,8 @@ class MemoryBackend:
         with self._lock:
             self._up()
             self.renewals += 1
+            if lease.lease_id in self.revoked:
+                raise SecretNotFound(f"lease {lease.lease_id} was revoked")
             used = self._issued.get(lease.lease_id, 0.0) + lease.ttl
             self._issued[lease.lease_id] = used
             ttl = max(0.0, min(self.lease_ttl, self.max_ttl - used))
@@ -75,6 +83,6 @@ class MemoryBackend:
     def close(self) -> None:
         self.closed = True
 
-    def attach_events(self, sink: Any) -> None:
+    def attach_events(self, sink: EventSink) -> None:
         """Keep the broker's sink, so a test can send backend events (a token re-login)."""
         self.sink = sink

@@ -12,13 +12,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
     BackendUnavailable,
     SecretNotFound,
 )
-from scoped_mcp.manifest import VaultSpec
 
 INSTALL_FIX = "pip install 'scoped-mcp[vault]'"
 

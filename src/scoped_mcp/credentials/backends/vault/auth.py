@@ -1,7 +1,7 @@
 """The Vault backend's own token: explicit, sealed, renewed, re-acquired, revoked.
 
 ``TokenKeeper`` owns the broker's token and sends requests with it through ``Connection``
-(``vault_http.py``, where hvac errors are mapped). It logs in lazily (``auth: token`` reads the
+(``http.py``, where hvac errors are mapped). It logs in lazily (``auth: token`` reads the
 token; ``auth: approle`` reads the role-id and, once, the secret-id, unwrapping it when it is a
 response-wrapping token), renews the token at about two thirds of its TTL, logs in again when
 renewal is refused or capped by max_ttl, and at ``close`` revokes what it obtained by login.
@@ -22,35 +22,31 @@ from several threads.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from scoped_mcp.credentials.backends.file import privacy_problems
-from scoped_mcp.credentials.backends.vault_http import Connection
+from scoped_mcp.credentials.backends.interface import EventSink, LoginSpend
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
+from scoped_mcp.credentials.backends.vault.http import Connection
+from scoped_mcp.credentials.backends.vault.login import LoginInputs, unwrap, wrapping_info
 from scoped_mcp.credentials.lease import SealedSecret, Sealer
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
     BackendUnavailable,
     CredentialError,
-    InsecureSource,
     SecretNotFound,
 )
-from scoped_mcp.manifest import VaultSpec
 
 _log = logging.getLogger("scoped_mcp.credentials.backends.vault")
-EventSink = Callable[..., None]
 RENEW_FRACTION = 2 / 3
 CAPPED_FRACTION = 2 / 3
 """A renewal that grants less than this share of the login TTL is capped by max_ttl."""
-MAX_INPUT_BYTES = 64 * 1024
-AppRoleLogin = Literal["unwrap", "plain-only", "never"]
+AppRoleLogin = LoginSpend
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -102,15 +98,7 @@ class TokenKeeper:
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._sink: EventSink | None = None
         self._closed = False
-        # Inputs named by *_env are read now and sealed, so the environment is not kept.
-        self._inputs: dict[str, SealedSecret] = {}
-        self._unset: dict[str, str] = {}
-        for kind in ("token", "role_id", "secret_id"):
-            var = getattr(spec, f"{kind}_env")
-            if var and environ.get(var):
-                self._inputs[kind] = self._sealer.seal(environ[var], context=kind.encode())
-            elif var:
-                self._unset[kind] = var
+        self._inputs = LoginInputs(spec, environ, self._sealer)
         self._secret_id: SealedSecret | None = None
 
     def __repr__(self) -> str:
@@ -273,7 +261,7 @@ class TokenKeeper:
             self._emit("token_login", fresh, ttl=fresh.ttl, replaces=token.accessor)
         elif fresh.accessor not in self._warned:
             self._warned.add(fresh.accessor)
-            source = self._source_name("token")
+            source = self._inputs.source_name("token")
             _log.warning(
                 "the vault token (auth: token) cannot be renewed and will expire; give "
                 f"scoped-mcp a fresh one in {source} or use auth: approle",
@@ -299,7 +287,7 @@ class TokenKeeper:
                         )
                     continue
                 self._emit("token_revoked", token)
-            self._inputs.clear()
+            self._inputs.drop()
             self._secret_id = None
         self._conn.close()
 
@@ -308,14 +296,14 @@ class TokenKeeper:
     def _authenticate(self) -> _Token:
         if self._spec.auth == "approle":
             return self._login()
-        text = self._read_input("token")
+        text = self._inputs.read("token")
+        where = self._inputs.source_name("token")
         try:
             answer = self._conn.request("GET", "auth/token/lookup-self", token=text)
         except AccessDenied:
             raise AccessDenied(
-                f"vault at {self._conn.addr} refused the token from {self._source_name('token')} "
-                "(invalid or expired)",
-                fix=f"put a valid token in {self._source_name('token')}, or use auth: approle",
+                f"vault at {self._conn.addr} refused the token from {where} (invalid or expired)",
+                fix=f"put a valid token in {where}, or use auth: approle",
             ) from None
         data = answer["data"]
         return self._adopt(text, data, ours=False)
@@ -330,9 +318,9 @@ class TokenKeeper:
 
         The role-id and secret-id must be readable; a wrapping token is looked up, not unwrapped.
         """
-        self._read_input("role_id")
-        given = self._read_input("secret_id")
-        info = self._wrapping_info(given)
+        self._inputs.read("role_id")
+        given = self._inputs.read("secret_id")
+        info = wrapping_info(self._conn, given)
         if info is not None:
             created = str(info.get("creation_path") or "")
             return {
@@ -351,7 +339,7 @@ class TokenKeeper:
                 "no AppRole login in a check: it would spend the secret-id",
                 fix="scoped-mcp creds check --spend-secret-id (a plain secret-id only)",
             )
-        role_id = self._read_input("role_id")
+        role_id = self._inputs.read("role_id")
         secret_id = self._real_secret_id()
         mount = self._spec.approle_mount.strip("/")
         try:
@@ -368,7 +356,7 @@ class TokenKeeper:
                 "secret-id is invalid, expired or used up, or a wrapped secret-id was already "
                 "unwrapped by someone else",
                 fix="issue a new secret-id (bao write -f auth/approle/role/<role>/secret-id) "
-                f"and give it to scoped-mcp in {self._source_name('secret_id')}",
+                f"and give it to scoped-mcp in {self._inputs.source_name('secret_id')}",
             ) from None
         auth = answer["auth"]
         data = {
@@ -393,97 +381,16 @@ class TokenKeeper:
     def _real_secret_id(self) -> str:
         """The secret-id: read from its source once, unwrapped if it is a wrapping token."""
         if self._secret_id is None:
-            given = self._read_input("secret_id")
-            wrapped = self._wrapping_info(given) is not None
+            given = self._inputs.read("secret_id")
+            wrapped = wrapping_info(self._conn, given) is not None
             if wrapped and self.approle_login != "unwrap":
                 raise BackendMisconfigured(
                     "the secret-id is response-wrapped: a check never unwraps it (the server "
                     "could not start after that)",
                     fix="none needed: the server unwraps it at start-up",
                 )
-            self._inputs.pop("secret_id", None)
-            real = self._unwrap(given) if wrapped else given
+            self._inputs.drop("secret_id")
+            real = unwrap(self._conn, given) if wrapped else given
             self._secret_id = self._sealer.seal(real, context=b"secret_id")
         with self._sealer.open(self._secret_id, context=b"secret_id") as plain:
             return plain.text()
-
-    def _wrapping_info(self, value: str) -> dict[str, Any] | None:
-        """What sys/wrapping/lookup says of ``value`` (it does not consume the token), or None."""
-        try:
-            answer = self._conn.request(
-                "POST", "sys/wrapping/lookup", token="", capability="update", json={"token": value}
-            )
-        except BackendMisconfigured:  # HTTP 400: not a (live) wrapping token
-            return None
-        data = (answer or {}).get("data") or {}
-        return dict(data) if data.get("creation_path") else None
-
-    def _unwrap(self, wrapping_token: str) -> str:
-        try:
-            answer = self._conn.request(
-                "POST", "sys/wrapping/unwrap", token=wrapping_token, capability="update"
-            )
-        except (AccessDenied, BackendMisconfigured):
-            raise AccessDenied(
-                "the response-wrapped secret-id could not be unwrapped: it expired or was "
-                "already unwrapped (if not by you, treat it as stolen)",
-                fix="issue a new wrapped secret-id: bao write -wrap-ttl=5m -f "
-                "auth/approle/role/<role>/secret-id",
-            ) from None
-        return str(answer["data"]["secret_id"])
-
-    def _read_input(self, kind: str) -> str:
-        """A login input (token, role_id, secret_id) from its sealed env value or its file."""
-        sealed = self._inputs.get(kind)
-        if sealed is not None:
-            with self._sealer.open(sealed, context=kind.encode()) as plain:
-                return plain.text()
-        if kind in self._unset:
-            var = self._unset[kind]
-            raise BackendMisconfigured(
-                f"credentials.vault.{kind}_env names {var}, which is not set",
-                fix=f"set {var} in the env block of the MCP client's configuration",
-            )
-        path = getattr(self._spec, f"{kind}_file")
-        if path is None:
-            raise BackendMisconfigured(
-                f"credentials.vault: auth: {self._spec.auth} needs {kind}_env or {kind}_file",
-                fix=f"add credentials.vault.{kind}_file: /run/secrets/vault-{kind}",
-            )
-        return _read_file(Path(path), kind)
-
-    def _source_name(self, kind: str) -> str:
-        var = getattr(self._spec, f"{kind}_env")
-        return f"${var}" if var else str(getattr(self._spec, f"{kind}_file"))
-
-
-def _read_file(path: Path, kind: str) -> str:
-    try:
-        with path.open("rb") as handle:
-            if kind != "role_id":  # the role-id names a role; the token and secret-id are secrets
-                _refuse_shared(os.fstat(handle.fileno()), path, kind)
-            raw = handle.read(MAX_INPUT_BYTES)
-    except FileNotFoundError:
-        raise BackendMisconfigured(
-            f"credentials.vault.{kind}_file: {path} does not exist",
-            fix=f"write the {kind} to {path} (mode 600)",
-        ) from None
-    except OSError:
-        raise BackendMisconfigured(
-            f"credentials.vault.{kind}_file: {path} cannot be read by this user"
-        ) from None
-    try:
-        text = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise BackendMisconfigured(f"credentials.vault.{kind}_file: {path} is not text") from None
-    if not text:
-        raise BackendMisconfigured(f"credentials.vault.{kind}_file: {path} is empty")
-    return text
-
-
-def _refuse_shared(info: os.stat_result, path: Path, kind: str) -> None:
-    problems, fixes = privacy_problems(info, str(path))
-    if problems:
-        raise InsecureSource(
-            f"credentials.vault.{kind}_file: {path}: {'; '.join(problems)}", fix="; ".join(fixes)
-        )

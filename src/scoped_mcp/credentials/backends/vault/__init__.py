@@ -13,41 +13,82 @@ Invariants this file keeps:
   capped by max_ttl.
 - ``close`` revokes every token this backend obtained by AppRole login. A token given with
   ``auth: token`` belongs to the operator and is never revoked.
-- hvac and requests errors become ``CredentialError``s in ``vault_http._vault_errors`` only; no
+- hvac and requests errors become ``CredentialError``s in ``http._vault_errors`` only; no
   message carries a response body or an exception text.
 
-The token's lifecycle lives in ``vault_auth.py``, HTTP and error mapping in ``vault_http.py``;
-this file reads secrets and manages leases.
+The manifest block is ``config.py``; the token's life cycle ``auth.py`` (its login inputs
+``login.py``); HTTP and error mapping ``http.py``; the preflight ``check.py``. This file reads
+secrets and manages leases. Importing it does not import hvac: ``Connection`` does, when built.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from scoped_mcp.credentials.backends import vault_check
-from scoped_mcp.credentials.backends.interface import Fetched, Finding
-from scoped_mcp.credentials.backends.vault_auth import AppRoleLogin, TokenKeeper
-from scoped_mcp.credentials.backends.vault_http import INSTALL_FIX, Connection, policy_fix
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    EventSink,
+    Fetched,
+    Finding,
+    SecretBackend,
+)
+from scoped_mcp.credentials.backends.vault import check as vault_check
+from scoped_mcp.credentials.backends.vault.auth import AppRoleLogin, TokenKeeper
+from scoped_mcp.credentials.backends.vault.config import VaultSpec
+from scoped_mcp.credentials.backends.vault.http import INSTALL_FIX, Connection, policy_fix
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
     CredentialError,
+    ManifestError,
     SecretNotFound,
 )
-from scoped_mcp.manifest import VaultSpec
 
-EventSink = Callable[..., None]
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from scoped_mcp.identity import AgentContext
 
 
-class VaultBackend:
+class VaultBackend(SecretBackend):
     """Reads KV and dynamic secrets from one Vault/OpenBao server with the broker's own token."""
 
     schemes: ClassVar[tuple[str, ...]] = ("vault", "vault-dynamic")
+    config_block: ClassVar[str | None] = "vault"
+    config_model: ClassVar[type[BaseModel] | None] = VaultSpec
+    field_required: ClassVar[bool] = True
+
+    @classmethod
+    def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> VaultBackend:
+        """The backend for ``credentials.vault``, which any vault reference requires."""
+        if settings is None:
+            raise ManifestError(
+                "credentials.vault: required when any key uses a vault: or vault-dynamic: "
+                "reference",
+                fix="add credentials.vault with addr and auth (see docs/credentials.md)",
+            )
+        assert isinstance(settings, VaultSpec)
+        return cls(settings, context.environ, approle_login=context.login)
+
+    @classmethod
+    def source_problem(cls, settings: BaseModel | None) -> str | None:
+        if not isinstance(settings, VaultSpec) or not settings.path:
+            return "source: vault needs vault.path (the KV secret holding the keys)"
+        return None
+
+    @classmethod
+    def default_ref(
+        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
+    ) -> SecretRef:
+        """``source: vault``: the key is a field of the KV secret at ``vault.path``."""
+        assert isinstance(settings, VaultSpec)
+        assert settings.path
+        return SecretRef("vault", agent_ctx.expand(settings.path), key)
 
     def __init__(
         self, spec: VaultSpec, environ: Mapping[str, str], *, approle_login: AppRoleLogin = "unwrap"

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from scoped_mcp.credentials.backends.bitwarden.config import BitwardenSpec
 from scoped_mcp.credentials.lease import SealedSecret, Sealer
 from scoped_mcp.errors import (
     AccessDenied,
@@ -30,7 +31,6 @@ from scoped_mcp.errors import (
     InsecureSource,
     SecretNotFound,
 )
-from scoped_mcp.manifest import BitwardenSpec
 
 VaultStatus = Literal["unauthenticated", "locked", "unlocked"]
 Failure = Literal["not_found", "ambiguous", "locked", "unauthenticated", "other"]

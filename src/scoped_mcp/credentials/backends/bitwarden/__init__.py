@@ -21,13 +21,23 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from scoped_mcp.credentials.backends.bitwarden_cli import BwCli, locked_error
-from scoped_mcp.credentials.backends.interface import Fetched, Finding, StaticBackend
+from scoped_mcp.credentials.backends.bitwarden.cli import BwCli, locked_error
+from scoped_mcp.credentials.backends.bitwarden.config import BitwardenSpec
+from scoped_mcp.credentials.backends.interface import (
+    BackendContext,
+    Fetched,
+    Finding,
+    SecretBackend,
+)
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendMisconfigured, CredentialError, SecretNotFound
-from scoped_mcp.manifest import BitwardenSpec
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from scoped_mcp.identity import AgentContext
 
 _log = logging.getLogger(__name__)
 _ITEM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
@@ -70,10 +80,36 @@ def item_values(item: Mapping[str, Any]) -> tuple[dict[str | None, str], set[str
     return values, duplicates
 
 
-class BitwardenBackend(StaticBackend):
+class BitwardenBackend(SecretBackend):
     """Reads Bitwarden/Vaultwarden items through the official CLI; the session key stays sealed."""
 
     schemes: ClassVar[tuple[str, ...]] = ("bitwarden",)
+    config_block: ClassVar[str | None] = "bitwarden"
+    config_model: ClassVar[type[BaseModel] | None] = BitwardenSpec
+    field_required: ClassVar[bool] = True
+
+    @classmethod
+    def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> BitwardenBackend:
+        """The backend for ``credentials.bitwarden`` (bw's defaults when there is no block)."""
+        spec = settings if isinstance(settings, BitwardenSpec) else BitwardenSpec()
+        return cls(spec, context.environ)
+
+    @classmethod
+    def source_problem(cls, settings: BaseModel | None) -> str | None:
+        if not isinstance(settings, BitwardenSpec) or not settings.item:
+            return (
+                "source: bitwarden needs bitwarden.item (the item whose custom fields are the keys)"
+            )
+        return None
+
+    @classmethod
+    def default_ref(
+        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
+    ) -> SecretRef:
+        """``source: bitwarden``: the key is a field of the item ``bitwarden.item``."""
+        assert isinstance(settings, BitwardenSpec)
+        assert settings.item
+        return SecretRef("bitwarden", agent_ctx.expand(settings.item), key)
 
     def __init__(
         self,
@@ -117,7 +153,7 @@ class BitwardenBackend(StaticBackend):
                 return Finding("denied", error.message, error.fix, {"vault": state, **facts})
             self.fetch(ref)
         except CredentialError as exc:
-            return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
+            return Finding.failed(exc)
         return Finding("ok", f"item {ref.path!r} field {ref.field!r} via bw", None, facts)
 
     def describe(self) -> Finding:
@@ -125,7 +161,7 @@ class BitwardenBackend(StaticBackend):
         try:
             state, facts = self._cli.status()
         except CredentialError as exc:
-            return Finding(exc.status, exc.message, exc.fix)  # type: ignore[arg-type]
+            return Finding.failed(exc)
         if state != "unlocked":
             error = locked_error(state, self._cli.session.given, self._cli.session.where)
             return Finding("denied", error.message, error.fix, {"vault": state, **facts})

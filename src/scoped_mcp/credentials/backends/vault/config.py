@@ -1,0 +1,62 @@
+"""``credentials.vault``: the Vault backend's manifest block, light enough to load without hvac."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from scoped_mcp.manifest import ManifestPath, StrictModel
+
+
+class VaultSpec(StrictModel):
+    """``credentials.vault``: how the broker reaches and authenticates to Vault/OpenBao."""
+
+    addr: str | None = Field(default=None, description="Default: $VAULT_ADDR, then $BAO_ADDR.")
+    auth: Literal["token", "approle"] = Field(
+        default="token", description="How the broker authenticates."
+    )
+    token_env: str | None = Field(
+        default=None, description="Environment variable holding the token (auth: token)."
+    )
+    token_file: ManifestPath | None = Field(
+        default=None, description="File holding the token (auth: token)."
+    )
+    role_id_env: str | None = Field(
+        default=None, description="Environment variable holding the AppRole role-id."
+    )
+    role_id_file: ManifestPath | None = Field(
+        default=None, description="File holding the AppRole role-id."
+    )
+    secret_id_env: str | None = Field(
+        default=None,
+        description="Environment variable holding the secret-id (read once; may be "
+        "response-wrapped).",
+    )
+    secret_id_file: ManifestPath | None = Field(
+        default=None,
+        description="File holding the secret-id (read once; may be response-wrapped).",
+    )
+    approle_mount: str = Field(default="approle", description="The AppRole auth mount.")
+    path: str | None = Field(
+        default=None, description="KV secret whose fields are the keys, for source: vault."
+    )
+    kv_version: Literal[1, 2] = Field(default=2, description="KV engine version.")
+    namespace: str | None = Field(default=None, description="Vault Enterprise namespace.")
+    ca_cert: ManifestPath | None = Field(
+        default=None, description="CA bundle to verify the server's TLS certificate."
+    )
+    timeout: float = Field(default=5.0, gt=0, le=60, description="Request timeout in seconds.")
+
+    @model_validator(mode="after")
+    def _auth_inputs(self) -> VaultSpec:
+        if self.auth == "approle":
+            if not (self.role_id_env or self.role_id_file):
+                raise ValueError("auth: approle needs role_id_env or role_id_file")
+            if not (self.secret_id_env or self.secret_id_file):
+                raise ValueError("auth: approle needs secret_id_env or secret_id_file")
+        if self.ca_cert is not None and not self.ca_cert.is_file():
+            raise ValueError(
+                f"ca_cert: {self.ca_cert} is not a file (the CA bundle for Vault's TLS)"
+            )
+        return self
