@@ -6,6 +6,7 @@ import gc
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from scoped_mcp.credentials.broker import CredentialBroker
@@ -163,21 +164,18 @@ async def test_backend_down_fails_only_calls_without_a_live_value() -> None:
 
 async def test_dynamic_lease_is_renewed_in_the_background_and_revoked_at_close() -> None:
     """A leased secret is renewed at about 2/3 of its TTL while in use, and revoked at close."""
+    clock = Clock()
     backend = MemoryBackend(lease_ttl=0.6)
     backend.sources["db/creds/ro"] = {"password": "pw"}
     backend.dynamic.add("db/creds/ro")
     events: list[tuple[str, dict[str, object]]] = []
-    import time
-
-    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events)
-    broker._clock = time.monotonic
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events, clock=clock)
     view = ModuleCredentials(broker, "mod", frozenset())
-    async with anyio.create_task_group() as group:
-        group.start_soon(broker.maintain)
-        first = view["PW"]
-        await anyio.sleep(1.3)
-        assert view["PW"] == first
-        group.cancel_scope.cancel()
+    first = view["PW"]
+    for _ in range(3):
+        clock.now += 0.45
+        await broker.maintain_once()
+    assert view["PW"] == first
     assert backend.renewals >= 2
     assert backend.fetches == 1
     await broker.close()
@@ -191,21 +189,19 @@ async def test_dynamic_lease_is_renewed_in_the_background_and_revoked_at_close()
 
 async def test_lease_capped_by_max_ttl_is_replaced_early_and_old_one_revoked() -> None:
     """When renewal is capped near max_ttl the broker issues a new lease and revokes the old one."""
-    import time
-
+    clock = Clock()
     backend = MemoryBackend(lease_ttl=0.5, max_ttl=0.6)
     backend.sources["db/creds/ro"] = {"password": "pw"}
     backend.dynamic.add("db/creds/ro")
     events: list[tuple[str, dict[str, object]]] = []
-    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events)
-    broker._clock = time.monotonic
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events, clock=clock)
     view = ModuleCredentials(broker, "mod", frozenset())
-    async with anyio.create_task_group() as group:
-        group.start_soon(broker.maintain)
-        first = view["PW"]
-        await anyio.sleep(1.5)
-        second = view["PW"]
-        group.cancel_scope.cancel()
+    first = view["PW"]
+    clock.now += 0.4  # renewal due: capped at 0.1 s, so the lease is replaced
+    await broker.maintain_once()
+    clock.now += 0.3  # the overlap is over: the old lease is revoked
+    await broker.maintain_once()
+    second = view["PW"]
     assert first != second
     assert "rotated" in [a for a, _ in events]
     assert "db/creds/ro/1" in backend.revoked
@@ -214,24 +210,16 @@ async def test_lease_capped_by_max_ttl_is_replaced_early_and_old_one_revoked() -
 
 async def test_replaced_backend_token_moves_leases_to_the_new_token() -> None:
     """When the backend's own token is replaced, its leases are re-issued at once, old revoked."""
-    import time
-
+    clock = Clock()
     backend = MemoryBackend(lease_ttl=30)
     backend.sources["db/creds/ro"] = {"password": "pw"}
     backend.dynamic.add("db/creds/ro")
     events: list[tuple[str, dict[str, object]]] = []
-    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events)
-    broker._clock = time.monotonic
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, events=events, clock=clock)
     view = ModuleCredentials(broker, "mod", frozenset())
-    async with anyio.create_task_group() as group:
-        group.start_soon(broker.maintain)
-        first = view["PW"]
-        backend.sink("token_login", replaces="old-accessor")
-        for _ in range(100):  # up to 5 s
-            if view["PW"] != first:
-                break
-            await anyio.sleep(0.05)
-        group.cancel_scope.cancel()
+    first = view["PW"]
+    backend.sink("token_login", replaces="old-accessor")
+    await broker.maintain_once()  # no time passes: the lease moves at once
     assert view["PW"] != first
     assert "rotated" in [a for a, _ in events]
     assert ("token_login", {"replaces": "old-accessor"}) in events
@@ -241,26 +229,39 @@ async def test_replaced_backend_token_moves_leases_to_the_new_token() -> None:
 
 async def test_a_backend_failing_oddly_does_not_stop_maintenance() -> None:
     """A renew that raises something unexpected is logged, retried later, and the loop goes on."""
-    import time
 
     class Odd(MemoryBackend):
         def renew(self, lease: Any) -> Any:
             self.renewals += 1
             raise RuntimeError("malformed answer")
 
+    clock = Clock()
     backend = Odd(lease_ttl=0.3)
     backend.sources["db/creds/ro"] = {"password": "pw"}
     backend.dynamic.add("db/creds/ro")
+    broker, _ = make(backend, {"PW": "db/creds/ro#password"}, clock=clock)
+    view = ModuleCredentials(broker, "mod", frozenset())
+    view["PW"]
+    clock.now += 0.6
+    await broker.maintain_once()
+    assert backend.renewals >= 1
+    await broker.close()
+
+
+async def test_the_maintenance_loop_runs_rounds_until_cancelled() -> None:
+    """maintain() keeps running rounds (real time here) and stops cleanly when cancelled."""
+    backend = MemoryBackend(lease_ttl=30)
+    backend.sources["db/creds/ro"] = {"password": "pw"}
+    backend.dynamic.add("db/creds/ro")
     broker, _ = make(backend, {"PW": "db/creds/ro#password"})
-    broker._clock = time.monotonic
     view = ModuleCredentials(broker, "mod", frozenset())
     async with anyio.create_task_group() as group:
         group.start_soon(broker.maintain)
         view["PW"]
-        await anyio.sleep(0.6)
-        assert backend.renewals >= 1
+        await anyio.lowlevel.checkpoint()
         group.cancel_scope.cancel()
     await broker.close()
+    assert backend.revoked == ["db/creds/ro/1"]
 
 
 async def test_membership_is_about_declared_keys_and_fetches_nothing() -> None:
