@@ -154,7 +154,8 @@ def backend_fields() -> list[tuple[str, FieldInfo]]:
         if cls.config_block is None:
             found += list(model.model_fields.items())
         else:
-            found.append((cls.config_block, FieldInfo(annotation=model | None, default=None)))
+            optional: Any = model | None
+            found.append((cls.config_block, FieldInfo(annotation=optional, default=None)))
     return found
 
 

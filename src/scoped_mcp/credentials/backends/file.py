@@ -31,7 +31,6 @@ from scoped_mcp.errors import (
     InsecureSource,
     SecretNotFound,
 )
-from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import ManifestPath, StrictModel
 
 _log = logging.getLogger(__name__)
@@ -69,27 +68,15 @@ class FileBackend(SecretBackend):
     schemes: ClassVar[tuple[str, ...]] = ("file",)
     config_model: ClassVar[type[BaseModel] | None] = FileSettings
     field_required: ClassVar[bool] = True
+    source_field: ClassVar[str | None] = "path"
+    source_needs: ClassVar[str] = "source: file needs path: /path/to/secrets.yml"
 
     @classmethod
     def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> FileBackend:
         """The backend with ``credentials.unsafe_allow_insecure_file`` as the manifest says."""
-        spec = settings if isinstance(settings, FileSettings) else FileSettings()
+        spec = cls.settings_or_default(settings)
+        assert isinstance(spec, FileSettings)
         return cls(unsafe_allow_insecure_file=spec.unsafe_allow_insecure_file)
-
-    @classmethod
-    def source_problem(cls, settings: BaseModel | None) -> str | None:
-        if not isinstance(settings, FileSettings) or settings.path is None:
-            return "source: file needs path: /path/to/secrets.yml"
-        return None
-
-    @classmethod
-    def default_ref(
-        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
-    ) -> SecretRef:
-        """``source: file``: the key is a field of the file ``credentials.path``."""
-        assert isinstance(settings, FileSettings)
-        assert settings.path is not None
-        return SecretRef("file", agent_ctx.expand(str(settings.path)), key)
 
     def __init__(self, *, unsafe_allow_insecure_file: bool = False) -> None:
         self._allow_insecure = unsafe_allow_insecure_file

@@ -19,13 +19,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
+from pydantic import BaseModel, ValidationError
+
 from scoped_mcp.credentials.lease import LeaseInfo
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import CredentialError, ManifestError
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
-
     from scoped_mcp.identity import AgentContext
 
 Status = Literal["ok", "missing", "denied", "unreachable", "insecure", "broken"]
@@ -92,6 +92,11 @@ class SecretBackend(ABC):
     """The pydantic model of this backend's manifest settings, validated at manifest load."""
     field_required: ClassVar[bool] = False
     """Whether a reference must name a field after ``#``."""
+    source_field: ClassVar[str | None] = None
+    """For ``credentials.source`` naming this backend: the settings field that names where every
+    key lives (``vault.path``); each key is then a field of it. None: the key is the path."""
+    source_needs: ClassVar[str] = ""
+    """What to say when ``source_field`` is not set."""
 
     # -- construction and references (class level: no backend instance is needed) -----------
 
@@ -112,16 +117,34 @@ class SecretBackend(ABC):
         return SecretRef(scheme, path, field or None)
 
     @classmethod
+    def settings_or_default(cls, settings: BaseModel | None) -> BaseModel | None:
+        """The validated settings, or the model's defaults when the manifest has no block."""
+        if settings is not None or cls.config_model is None:
+            return settings
+        try:
+            return cls.config_model()
+        except ValidationError:  # the model has required fields: there is no default
+            return None
+
+    @classmethod
     def source_problem(cls, settings: BaseModel | None) -> str | None:
         """Why this backend cannot serve as ``credentials.source`` with these settings, if so."""
+        if cls.source_field is None:
+            return None
+        if not getattr(cls.settings_or_default(settings), cls.source_field, None):
+            return cls.source_needs or f"source: {cls.schemes[0]} needs {cls.source_field}"
         return None
 
     @classmethod
     def default_ref(
         cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
     ) -> SecretRef:
-        """Where ``key`` lives when ``credentials.source`` is this backend and nothing names it."""
-        return SecretRef(scheme, key, None)
+        """Where ``key`` lives when ``credentials.source`` is this backend and nothing names it:
+        a field of the ``source_field`` place, or (without one) the path named like the key."""
+        if cls.source_field is None:
+            return SecretRef(scheme, key, None)
+        where = getattr(cls.settings_or_default(settings), cls.source_field)
+        return SecretRef(scheme, agent_ctx.expand(str(where)), key)
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -26,7 +26,6 @@ from scoped_mcp.errors import (
     ManifestError,
     SecretNotFound,
 )
-from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import StrictModel
 
 # Backends that ask a human for a password on the terminal, or can never answer.
@@ -63,11 +62,14 @@ class KeyringBackend(SecretBackend):
     schemes: ClassVar[tuple[str, ...]] = ("keyring",)
     config_block: ClassVar[str | None] = "keyring"
     config_model: ClassVar[type[BaseModel] | None] = KeyringSpec
+    source_field: ClassVar[str | None] = "service"
 
     @classmethod
     def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> KeyringBackend:
         """The backend for ``credentials.keyring`` (keyring's own choice when there is none)."""
-        return cls(settings if isinstance(settings, KeyringSpec) else KeyringSpec())
+        spec = cls.settings_or_default(settings)
+        assert isinstance(spec, KeyringSpec)
+        return cls(spec)
 
     @classmethod
     def parse_ref(cls, scheme: str, path: str, field: str, *, text: str, where: str) -> SecretRef:
@@ -80,14 +82,6 @@ class KeyringBackend(SecretBackend):
             )
         service, _, username = path.rpartition("/")
         return SecretRef("keyring", service, username)
-
-    @classmethod
-    def default_ref(
-        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
-    ) -> SecretRef:
-        """``source: keyring``: the entry of service ``keyring.service`` named after the key."""
-        spec = settings if isinstance(settings, KeyringSpec) else KeyringSpec()
-        return SecretRef("keyring", agent_ctx.expand(spec.service), key)
 
     def __init__(self, spec: KeyringSpec) -> None:
         self._spec = spec

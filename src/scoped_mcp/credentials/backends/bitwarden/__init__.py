@@ -37,8 +37,6 @@ from scoped_mcp.errors import BackendMisconfigured, CredentialError, SecretNotFo
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from scoped_mcp.identity import AgentContext
-
 _log = logging.getLogger(__name__)
 _ITEM_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
 LOGIN_FIELDS = ("password", "username", "uri")
@@ -87,29 +85,17 @@ class BitwardenBackend(SecretBackend):
     config_block: ClassVar[str | None] = "bitwarden"
     config_model: ClassVar[type[BaseModel] | None] = BitwardenSpec
     field_required: ClassVar[bool] = True
+    source_field: ClassVar[str | None] = "item"
+    source_needs: ClassVar[str] = (
+        "source: bitwarden needs bitwarden.item (the item whose custom fields are the keys)"
+    )
 
     @classmethod
     def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> BitwardenBackend:
         """The backend for ``credentials.bitwarden`` (bw's defaults when there is no block)."""
-        spec = settings if isinstance(settings, BitwardenSpec) else BitwardenSpec()
+        spec = cls.settings_or_default(settings)
+        assert isinstance(spec, BitwardenSpec)
         return cls(spec, context.environ)
-
-    @classmethod
-    def source_problem(cls, settings: BaseModel | None) -> str | None:
-        if not isinstance(settings, BitwardenSpec) or not settings.item:
-            return (
-                "source: bitwarden needs bitwarden.item (the item whose custom fields are the keys)"
-            )
-        return None
-
-    @classmethod
-    def default_ref(
-        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
-    ) -> SecretRef:
-        """``source: bitwarden``: the key is a field of the item ``bitwarden.item``."""
-        assert isinstance(settings, BitwardenSpec)
-        assert settings.item
-        return SecretRef("bitwarden", agent_ctx.expand(settings.item), key)
 
     def __init__(
         self,

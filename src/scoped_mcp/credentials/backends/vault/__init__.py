@@ -52,8 +52,6 @@ from scoped_mcp.errors import (
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from scoped_mcp.identity import AgentContext
-
 
 class VaultBackend(SecretBackend):
     """Reads KV and dynamic secrets from one Vault/OpenBao server with the broker's own token."""
@@ -62,6 +60,8 @@ class VaultBackend(SecretBackend):
     config_block: ClassVar[str | None] = "vault"
     config_model: ClassVar[type[BaseModel] | None] = VaultSpec
     field_required: ClassVar[bool] = True
+    source_field: ClassVar[str | None] = "path"
+    source_needs: ClassVar[str] = "source: vault needs vault.path (the KV secret holding the keys)"
 
     @classmethod
     def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> VaultBackend:
@@ -74,21 +74,6 @@ class VaultBackend(SecretBackend):
             )
         assert isinstance(settings, VaultSpec)
         return cls(settings, context.environ, approle_login=context.login)
-
-    @classmethod
-    def source_problem(cls, settings: BaseModel | None) -> str | None:
-        if not isinstance(settings, VaultSpec) or not settings.path:
-            return "source: vault needs vault.path (the KV secret holding the keys)"
-        return None
-
-    @classmethod
-    def default_ref(
-        cls, scheme: str, key: str, settings: BaseModel | None, agent_ctx: AgentContext
-    ) -> SecretRef:
-        """``source: vault``: the key is a field of the KV secret at ``vault.path``."""
-        assert isinstance(settings, VaultSpec)
-        assert settings.path
-        return SecretRef("vault", agent_ctx.expand(settings.path), key)
 
     def __init__(
         self, spec: VaultSpec, environ: Mapping[str, str], *, approle_login: AppRoleLogin = "unwrap"
