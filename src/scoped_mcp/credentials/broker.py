@@ -30,6 +30,7 @@ import anyio.to_thread
 from scoped_mcp.credentials.backends.interface import EventSink, Fetched, SecretBackend
 from scoped_mcp.credentials.lease import LeaseInfo, Opening, Plaintext, SealedSecret, Sealer
 from scoped_mcp.credentials.plan import KeyPlan
+from scoped_mcp.credentials.reader import SourceReader
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import BackendUnavailable, CredentialError, SecretNotFound
 
@@ -108,9 +109,9 @@ class CredentialBroker:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
         self._token_replaced: set[int] = set()
-        # Optional keys found missing: (scheme, path, field) -> when to ask the backend again.
-        self._absent: dict[tuple[str, str, str | None], float] = {}
-        self.fetch_count = 0
+        self._reader = SourceReader(
+            backends, ttl=ttl, clock=clock, scrub=redactor.scrub, event=self._event
+        )
         for backend in self._distinct_backends():
             backend.attach_events(self._backend_sink(backend))
 
@@ -161,10 +162,12 @@ class CredentialBroker:
 
     def backend_for(self, ref: SecretRef) -> SecretBackend:
         """The backend serving a reference's scheme."""
-        backend = self._backends.get(ref.scheme)
-        if backend is None:
-            raise CredentialError(f"no secret backend for {ref.scheme!r} references")
-        return backend
+        return self._reader.backend_for(ref)
+
+    @property
+    def fetch_count(self) -> int:
+        """How many reads the broker has sent to backends."""
+        return self._reader.fetch_count
 
     # -- values ------------------------------------------------------------------------------
 
@@ -203,7 +206,7 @@ class CredentialBroker:
         entry = self._cache.get(plan.ref.source)
         if entry is not None and entry.live(self._clock()):
             return entry
-        return self._store(plan, self._fetch(plan), action="fetched")
+        return self._store(plan, self._reader.read(plan), action="fetched")
 
     @contextmanager
     def _reveal(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
@@ -216,27 +219,7 @@ class CredentialBroker:
             yield plain
 
     async def _fetch_async(self, plan: KeyPlan) -> Fetched:
-        return await anyio.to_thread.run_sync(self._fetch, plan)
-
-    def _fetch(self, plan: KeyPlan) -> Fetched:
-        """Read the plan's source; an optional key found missing is not asked for again (nor
-        audited again) until the TTL has passed, so a module may probe it on every call."""
-        backend = self.backend_for(plan.ref)
-        absent_key = (plan.ref.scheme, plan.ref.path, plan.ref.field)
-        if not plan.required and self._clock() < self._absent.get(absent_key, 0.0):
-            raise SecretNotFound(f"{plan.key} unavailable: not set (optional)")
-        self.fetch_count += 1
-        try:
-            return backend.fetch(plan.ref)
-        except CredentialError as exc:
-            if isinstance(exc, SecretNotFound) and not plan.required:
-                self._absent[absent_key] = self._clock() + self._ttl
-            self._event("failed", plan, error=self._redactor.scrub(exc.message), status=exc.status)
-            if isinstance(exc, BackendUnavailable):
-                raise BackendUnavailable(
-                    f"{plan.key} unavailable: {exc.message}", fix=exc.fix
-                ) from None
-            raise type(exc)(f"{plan.key} unavailable: {exc.message}", fix=exc.fix) from None
+        return await anyio.to_thread.run_sync(self._reader.read, plan)
 
     def _store(self, plan: KeyPlan, fetched: Fetched, *, action: str) -> _Entry:
         now = self._clock()
