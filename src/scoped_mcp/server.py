@@ -20,7 +20,7 @@ from mcp.types import ToolAnnotations
 from scoped_mcp import __version__, registry
 from scoped_mcp.audit.boundary import AuditBoundary
 from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
-from scoped_mcp.credentials.backends import load_backends
+from scoped_mcp.credentials.backends import Catalog, load_backends
 from scoped_mcp.credentials.backends.interface import BackendContext, SecretBackend
 from scoped_mcp.credentials.broker import CredentialBroker
 from scoped_mcp.credentials.check import check_plans, require_usable
@@ -65,9 +65,13 @@ def build(
     """Validate and assemble the server; ``ConfigError`` for anything the operator must fix."""
     redactor = redactor or Redactor()
     planned = registry.plan(manifest)
-    plans = build_plans(manifest, planned, agent_ctx)
+    catalog = Catalog()
+    plans = build_plans(manifest, planned, agent_ctx, catalog=catalog)
     backends = load_backends(
-        schemes_used(plans), manifest.credentials.settings, BackendContext(agent_ctx, environ)
+        schemes_used(plans),
+        manifest.credentials.settings,
+        BackendContext(agent_ctx, environ),
+        catalog=catalog,
     )
     try:
         return _assemble(

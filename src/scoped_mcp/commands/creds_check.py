@@ -99,7 +99,7 @@ def collect(
     """Load the manifest and check every key and backend. ``ScopedMCPError`` if invalid."""
     options = options or Options()
     from scoped_mcp import registry
-    from scoped_mcp.credentials.backends import load_backends
+    from scoped_mcp.credentials.backends import Catalog, load_backends
     from scoped_mcp.credentials.plan import build_plans, schemes_used
     from scoped_mcp.identity import AgentContext
     from scoped_mcp.manifest import load
@@ -107,9 +107,12 @@ def collect(
     manifest = load(manifest_path)
     text = manifest.source_path.read_text() if manifest.source_path else ""
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
-    plans = build_plans(manifest, registry.plan(manifest), ctx)
+    catalog = Catalog()
+    plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
     context = BackendContext(ctx, environ, login=options.approle_login)
-    backends = load_backends(schemes_used(plans), manifest.credentials.settings, context)
+    backends = load_backends(
+        schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
+    )
     try:
         described = _describe(backends)
         reports = check_plans(plans, backends)

@@ -2,8 +2,8 @@
 
 Every backend, the built-in ones included, is a class registered under its scheme in the
 ``scoped_mcp.secret_backends`` entry-point group (see pyproject.toml). ``Catalog`` scans the group
-once and imports only the classes asked for, so a manifest without Vault references never
-imports the Vault backend, let alone hvac.
+once, when first asked, and imports only the classes asked for, so a manifest without Vault
+references never imports the Vault backend, let alone hvac.
 """
 
 from __future__ import annotations
@@ -25,22 +25,28 @@ class Catalog:
     """The installed secret backends by scheme; classes are imported on first use."""
 
     def __init__(self) -> None:
-        found = entry_points(group=ENTRY_POINT_GROUP)
-        self._entries: dict[str, EntryPoint] = {entry.name: entry for entry in found}
+        self._entries: dict[str, EntryPoint] | None = None
         self._loaded: dict[str, type[SecretBackend]] = {}
 
     def __repr__(self) -> str:
-        return f"Catalog({sorted(self._entries)})"
+        return f"Catalog({self.schemes})"
+
+    def _scan(self) -> dict[str, EntryPoint]:
+        # Scanning the installed distributions costs milliseconds: once, and only when asked.
+        if self._entries is None:
+            found = entry_points(group=ENTRY_POINT_GROUP)
+            self._entries = {entry.name: entry for entry in found}
+        return self._entries
 
     @property
     def schemes(self) -> list[str]:
         """Every scheme some installed backend registered."""
-        return sorted(self._entries)
+        return sorted(self._scan())
 
     def find(self, scheme: str) -> type[SecretBackend] | None:
         """The backend class registered for ``scheme``, or None."""
         if scheme not in self._loaded:
-            entry = self._entries.get(scheme)
+            entry = self._scan().get(scheme)
             if entry is None:
                 return None
             cls = entry.load()
