@@ -12,7 +12,8 @@
   ``idempotency_key`` the transaction id is derived from (agent, room, key), so a repeated call is
   the same transaction and the homeserver returns the first event instead of posting again;
   without one it is random.
-* ``MATRIX_HOMESERVER`` and ``MATRIX_ACCESS_TOKEN`` are attached by ``BrokerAuth`` in the request.
+* ``MATRIX_HOMESERVER`` and ``MATRIX_ACCESS_TOKEN`` are attached by ``CredentialAuth`` in the
+  request.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from pydantic import Field, field_validator
 
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.modules._notify import check_text
+from scoped_mcp.net.auth import CredentialAuth
+from scoped_mcp.net.client import HttpConfig, HttpService, Response, safe_code
 
 API: Final = "/_matrix/client/v3"
 ROOM_ID: Final = re.compile(r"![^\s:]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}")
@@ -51,7 +53,7 @@ MAX_EVENT_BYTES: Final = 60_000
 """Matrix caps a whole event at 65,536 bytes; this leaves room for the envelope."""
 
 
-class MatrixConfig(_http.HttpConfig):
+class MatrixConfig(HttpConfig):
     """``modules.matrix.config``."""
 
     rooms: list[str] = Field(
@@ -92,12 +94,12 @@ class MatrixModule(ToolModule):
     def __init__(self, agent_ctx: AgentContext, credentials: Any, config: MatrixConfig) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._allowed = frozenset(config.rooms)
-        auth = _http.BrokerAuth(
+        auth = CredentialAuth(
             credentials,
             url_key="MATRIX_HOMESERVER",
             token_key="MATRIX_ACCESS_TOKEN",  # noqa: S106 - the credential's name, not its value
         )
-        self._http = _http.HttpService("matrix", auth, config)
+        self._http = HttpService("matrix", auth, config)
         self._room_ids: dict[str, str] = {}
         self._resolving = anyio.Lock()
 
@@ -131,9 +133,7 @@ class MatrixModule(ToolModule):
         answer = await self._http.call("PUT", path, content)
         self._check(answer)
         body = answer.json()
-        event_id = (
-            _http.safe_code(body.get("event_id"), EVENT_ID) if isinstance(body, dict) else None
-        )
+        event_id = safe_code(body.get("event_id"), EVENT_ID) if isinstance(body, dict) else None
         if event_id is None:
             raise BackendError("matrix: the homeserver's answer has no valid event_id")
         return {"room": room, "event_id": event_id}
@@ -148,7 +148,7 @@ class MatrixModule(ToolModule):
                 self._check(answer)
                 body = answer.json()
                 found = body.get("room_id") if isinstance(body, dict) else None
-                room_id = _http.safe_code(found, ROOM_ID)
+                room_id = safe_code(found, ROOM_ID)
                 if room_id is None:
                     raise BackendError("matrix: the alias did not resolve to a valid room id")
                 self._room_ids[room] = room_id
@@ -165,7 +165,7 @@ class MatrixModule(ToolModule):
             "the room is end-to-end encrypted; matrix_send posts only to unencrypted rooms"
         )
 
-    def _check(self, answer: _http.Response) -> None:
+    def _check(self, answer: Response) -> None:
         if not answer.ok:
             raise self._http.error(answer, code=_errcode(answer))
 
@@ -175,7 +175,7 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _errcode(answer: _http.Response) -> str | None:
+def _errcode(answer: Response) -> str | None:
     body = answer.json()
     code = body.get("errcode") if isinstance(body, dict) else None
     return code if isinstance(code, str) and code in ERRCODES else None

@@ -5,7 +5,7 @@ identity; the tool has no topic parameter, so the agent cannot reach another top
 capped at ``max_priority``, and title, message, tags and click action are held to ntfy's documented
 limits (message 4,096 bytes, title 1 KB, all tags 512 bytes) before anything is sent. The server
 URL (``NTFY_URL``, which may carry credentials) and the optional bearer token (``NTFY_TOKEN``) are
-attached by ``BrokerAuth`` inside the request and never seen by this code.
+attached by ``CredentialAuth`` inside the request and never seen by this code.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pydantic import BeforeValidator, Field, field_validator
 
 from scoped_mcp.errors import InvalidArgument, ManifestError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.modules._notify import check_text, check_web_url
+from scoped_mcp.net.auth import CredentialAuth
+from scoped_mcp.net.client import HttpConfig, HttpService, safe_code
 
 PriorityName = Literal["min", "low", "default", "high", "urgent", "max"]
 PRIORITIES: Final = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5, "max": 5}
@@ -42,7 +43,7 @@ def _priority_number(value: Any) -> Any:
 PriorityLevel = Annotated[int, BeforeValidator(_priority_number), Field(ge=1, le=5)]
 
 
-class NtfyConfig(_http.HttpConfig):
+class NtfyConfig(HttpConfig):
     """``modules.ntfy.config``."""
 
     topic: str = Field(
@@ -105,13 +106,13 @@ class NtfyModule(ToolModule):
     def __init__(self, agent_ctx: AgentContext, credentials: Any, config: NtfyConfig) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._topic = expand_topic(config.topic, agent_ctx)
-        auth = _http.BrokerAuth(
+        auth = CredentialAuth(
             credentials,
             url_key="NTFY_URL",
             token_key="NTFY_TOKEN",  # noqa: S106 - the credential's name, not its value
             token_optional=True,
         )
-        self._http = _http.HttpService("ntfy", auth, config)
+        self._http = HttpService("ntfy", auth, config)
 
     async def startup(self) -> None:
         """Open the HTTP client (no connection is made until the first send)."""
@@ -151,9 +152,7 @@ class NtfyModule(ToolModule):
             "priority_lowered": level < wanted,
         }
         body = answer.json()
-        message_id = (
-            _http.safe_code(body.get("id"), _MESSAGE_ID) if isinstance(body, dict) else None
-        )
+        message_id = safe_code(body.get("id"), _MESSAGE_ID) if isinstance(body, dict) else None
         if message_id:
             result["id"] = message_id
         return result

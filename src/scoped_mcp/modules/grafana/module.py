@@ -8,8 +8,8 @@
   reported exactly as a missing one, so uids of other dashboards cannot be probed.
 * Datasources: only those in ``datasources`` are listed, queried, or referenced by the panels and
   alert rules the agent writes. Listing returns uid, name and type only (never URLs or users).
-* ``GRAFANA_URL`` and ``GRAFANA_SERVICE_ACCOUNT_TOKEN`` are attached by ``BrokerAuth`` inside the
-  request; errors carry the status and at most a code from Grafana's fixed vocabulary.
+* ``GRAFANA_URL`` and ``GRAFANA_SERVICE_ACCOUNT_TOKEN`` are attached by ``CredentialAuth``
+  inside the request; errors carry the status and at most a code from Grafana's fixed vocabulary.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pydantic import Field
 
 from scoped_mcp.errors import InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _grafana_checks as checks
-from scoped_mcp.modules import _http
 from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules.grafana import checks
+from scoped_mcp.net.auth import CredentialAuth
+from scoped_mcp.net.client import HttpConfig, HttpService, safe_code
 
 _CODES: Final = re.compile(r"version-mismatch|name-exists|plugin-dashboard|not-found")
 _NOT_READABLE: Final = "dashboard not found in the folders this agent may read"
@@ -33,7 +34,7 @@ NoDataState = Literal["NoData", "Alerting", "OK"]
 ErrState = Literal["Error", "Alerting", "OK"]
 
 
-class GrafanaConfig(_http.HttpConfig):
+class GrafanaConfig(HttpConfig):
     """``modules.grafana.config``."""
 
     read_folders: list[str] = Field(
@@ -62,12 +63,12 @@ class GrafanaModule(ToolModule):
         self.folder = checks.folder_uid(agent_ctx.agent_id)
         self._readable = frozenset({self.folder, *config.read_folders})
         self._datasources = frozenset(checks.uid(d, "datasource") for d in config.datasources)
-        auth = _http.BrokerAuth(
+        auth = CredentialAuth(
             credentials,
             url_key="GRAFANA_URL",
             token_key="GRAFANA_SERVICE_ACCOUNT_TOKEN",  # noqa: S106 - a key name, not a value
         )
-        self._http = _http.HttpService("grafana", auth, config)
+        self._http = HttpService("grafana", auth, config)
         self._folder_ready = False
 
     async def startup(self) -> None:
@@ -82,7 +83,7 @@ class GrafanaModule(ToolModule):
         answer = await self._http.call(method, path, payload, **kw)
         if not answer.ok:
             body = answer.json()
-            code = _http.safe_code(body.get("status"), _CODES) if isinstance(body, dict) else None
+            code = safe_code(body.get("status"), _CODES) if isinstance(body, dict) else None
             raise self._http.error(answer, code=code)
         return answer.json()
 

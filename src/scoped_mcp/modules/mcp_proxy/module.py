@@ -5,7 +5,7 @@ streamable-HTTP server (``url``, ``headers``). Credentials reach it from the bro
 ``${cred:KEY}`` inside an ``env`` or ``headers`` value: into the child's environment (which holds
 nothing else; not even PATH unless ``env`` gives it) or into request headers. When a value
 behind them changes (a lease rotated, a TTL re-read found a new value) the child is restarted, or
-the HTTP session rebuilt with the new header, between calls (see ``_mcp_upstream``).
+the HTTP session rebuilt with the new header, between calls (see ``upstream``).
 
 Only the tools named under ``tools:`` exist for the agent, as ``{module}_{tool}``, each marked
 read or write and registered by the module's mode; one missing upstream stops start-up. Upstream
@@ -35,8 +35,8 @@ from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import BackendError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
-from scoped_mcp.modules._mcp_stdio import ExactEnvStdio
-from scoped_mcp.modules._mcp_upstream import Upstream, UpstreamFailed
+from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
+from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
 
 CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")

@@ -6,9 +6,9 @@ deletes confined to the agent's own measurement namespace.
 * Measurements the agent writes are named ``agent_{agent_id}.{name}``; every query hides other
   agents' namespaces, and deletes are pinned to one of the agent's own measurements.
 * Queries are built from structured filters, a time range and an aggregate from a fixed list
-  (``_influx_build``): the agent never sends Flux, InfluxQL or line protocol.
+  (``build``): the agent never sends Flux, InfluxQL or line protocol.
 * ``INFLUXDB_URL`` and ``INFLUXDB_TOKEN`` (sent as ``Authorization: Token ...``) are attached by
-  ``BrokerAuth`` inside the request; ``INFLUXDB_ORG``, when set, overrides ``config.org``.
+  ``CredentialAuth`` inside the request; ``INFLUXDB_ORG``, when set, overrides ``config.org``.
 """
 
 from __future__ import annotations
@@ -23,16 +23,17 @@ from pydantic import Field, ValidationError
 
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
-from scoped_mcp.modules import _influx_build as flux
 from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules.influxdb import build as flux
+from scoped_mcp.net.auth import CredentialAuth
+from scoped_mcp.net.client import HttpConfig, HttpService
 
 _DIALECT: Final = {"header": True, "annotations": [], "delimiter": ",", "commentPrefix": "#"}
 _DROPPED_COLUMNS: Final = frozenset({"", "result"})
 MAX_POINTS: Final = 5000
 
 
-class InfluxConfig(_http.HttpConfig):
+class InfluxConfig(HttpConfig):
     """``modules.influxdb.config``."""
 
     org: str | None = Field(default=None, description="Organisation (INFLUXDB_ORG overrides).")
@@ -64,13 +65,13 @@ class InfluxModule(ToolModule):
             flux.identifier(bucket, "bucket", flux.BUCKET)
         self._view = credentials
         self._prefix = flux.prefix_for(agent_ctx.agent_id)
-        auth = _http.BrokerAuth(
+        auth = CredentialAuth(
             credentials,
             url_key="INFLUXDB_URL",
             token_key="INFLUXDB_TOKEN",  # noqa: S106 - a key name, not a value
             scheme="Token",
         )
-        self._http = _http.HttpService("influxdb", auth, config)
+        self._http = HttpService("influxdb", auth, config)
 
     async def startup(self) -> None:
         """Open the HTTP client (no connection is made until the first call)."""

@@ -43,8 +43,8 @@ from scoped_mcp.errors import (
 )
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
-from scoped_mcp.modules._sqlite_errors import map_error
-from scoped_mcp.modules._sqlite_policy import Guard
+from scoped_mcp.modules.sqlite.errors import map_error
+from scoped_mcp.modules.sqlite.policy import Guard
 from scoped_mcp.scoping import PerAgentFile
 
 T = TypeVar("T")
