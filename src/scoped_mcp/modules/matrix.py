@@ -1,9 +1,10 @@
 """matrix module: ``matrix_send`` posts a text message to a room on the operator's allowlist.
 
-* Rooms: the agent names a room exactly as the allowlist does (a room id ``!x:server`` or an alias
-  ``#x:server``). An alias is resolved once through the client-server API
-  (``GET /_matrix/client/v3/directory/room/{alias}``) and the room id cached for the life of the
-  process, so a later change of the alias does not move the agent to another room.
+* Rooms: the agent names a room exactly as the allowlist does (a room id ``!x:server`` or an
+  alias ``#x:server``); the ``rooms`` strategy checks it before the body runs. An alias is
+  resolved once through the client-server API (``GET /_matrix/client/v3/directory/room/{alias}``)
+  and the room id cached for the life of the process, so a later change of the alias does not
+  move the agent to another room.
 * Unencrypted rooms only: before each send the room's ``m.room.encryption`` state is read, and an
   encrypted room is refused (this module has no end-to-end encryption, and a plaintext message in
   an encrypted room would be shown as unverified).
@@ -21,18 +22,21 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import anyio
 from pydantic import Field, field_validator
 
-from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.credentials.view import CredentialView
+from scoped_mcp.errors import BackendError, InvalidArgument
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.modules._notify import check_text
 from scoped_mcp.net.auth import CredentialAuth
 from scoped_mcp.net.client import HttpConfig, HttpService, Response, safe_code
+from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 API: Final = "/_matrix/client/v3"
 ROOM_ID: Final = re.compile(r"![^\s:]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}")
@@ -91,9 +95,10 @@ class MatrixModule(ToolModule):
     config_model = MatrixConfig
     config: MatrixConfig
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: MatrixConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: MatrixConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
-        self._allowed = frozenset(config.rooms)
         auth = CredentialAuth(
             credentials,
             url_key="MATRIX_HOMESERVER",
@@ -102,6 +107,10 @@ class MatrixModule(ToolModule):
         self._http = HttpService("matrix", auth, config)
         self._room_ids: dict[str, str] = {}
         self._resolving = anyio.Lock()
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``rooms``: exactly the room ids and aliases the manifest lists."""
+        return {"rooms": Allowlist(self.config.rooms, what="room")}
 
     async def startup(self) -> None:
         """Open the HTTP client; aliases are resolved on first use, not here."""
@@ -113,15 +122,16 @@ class MatrixModule(ToolModule):
 
     @tool(mode="write")
     async def send(
-        self, room: str, message: str, idempotency_key: str | None = None
+        self,
+        room: Annotated[str, Scoped("rooms")],
+        message: str,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Post a text message to an allowed Matrix room (room id or alias, as configured).
 
         Pass an idempotency_key (letters, digits, . _ ~ -) to make a retry safe: the same key
         for the same room never posts twice. Only unencrypted rooms are supported.
         """
-        if not isinstance(room, str) or room not in self._allowed:
-            raise ScopeViolation("room is not in this agent's allowlist")
         check_text(message, "message", max_bytes=self.config.max_message_bytes)
         if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise InvalidArgument("idempotency_key must be 1-128 of A-Z a-z 0-9 . _ ~ -")

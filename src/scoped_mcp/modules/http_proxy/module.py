@@ -1,6 +1,7 @@
 """http_proxy module: HTTP calls to the named services the manifest lists, and nowhere else.
 
-The agent names a service and gives a path relative to it; it never gives a URL. Every request:
+The agent names a service (``Scoped("services")``: one the manifest lists, checked before the
+body runs) and gives a path relative to it; it never gives a URL. Every request:
 
 * is built from the service's fixed origin and base path plus the checked, re-encoded path
   (``rules``), under one of the service's path prefixes, with an allowed method;
@@ -24,7 +25,7 @@ import json
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import httpx
 
@@ -38,6 +39,7 @@ from scoped_mcp.net.auth import CredentialAuth
 from scoped_mcp.net.client import Response, make_client, request
 from scoped_mcp.net.pinned import PinnedTransport
 from scoped_mcp.net.policy import IPAddress, Resolver, SystemResolver, resolve_checked
+from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 _log = logging.getLogger(__name__)
 
@@ -70,6 +72,12 @@ class HttpProxyModule(ToolModule):
         """Every ``auth.key`` the services name; all are required."""
         keys = {s.auth.key for s in config.services.values() if s.auth is not None}
         return sorted(keys), ()
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``services``: the names under ``config.services``."""
+        names = ", ".join(sorted(self._targets))
+        refusal = f"service is not in this agent's allowlist (services: {names})"
+        return {"services": Allowlist(self._targets, refusal=refusal)}
 
     async def startup(self) -> None:
         """Open one pinned client per service (no connection is made until the first call)."""
@@ -115,7 +123,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="read")
     async def get(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         params: QueryParams | None = None,
@@ -133,7 +141,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def post(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         body: str | None = None,
@@ -154,7 +162,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def put(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         body: str | None = None,
@@ -175,7 +183,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def delete(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         params: QueryParams | None = None,
@@ -187,10 +195,7 @@ class HttpProxyModule(ToolModule):
         )
 
     def _target(self, service: str, method: str) -> Target:
-        target = self._targets.get(service) if isinstance(service, str) else None
-        if target is None:
-            names = ", ".join(sorted(self._targets))
-            raise ScopeViolation(f"service is not in this agent's allowlist (services: {names})")
+        target = self._targets[service]  # a name the services strategy accepted
         if method not in target.methods:
             raise ScopeViolation(f"{service}: method {method} is not allowed for this service")
         return target
