@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule
@@ -40,7 +41,9 @@ class WebhookModule(ToolModule):
     hard_limit: ClassVar[int]
     config: WebhookConfig
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: WebhookConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: WebhookConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         auth = CredentialAuth(credentials, url_key=self.url_key)
         self._http = HttpService(self.service, auth, config)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument, ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule, tool
@@ -103,7 +104,9 @@ class NtfyModule(ToolModule):
     config_model = NtfyConfig
     config: NtfyConfig
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: NtfyConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: NtfyConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._topic = expand_topic(config.topic, agent_ctx)
         auth = CredentialAuth(

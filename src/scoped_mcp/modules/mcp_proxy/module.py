@@ -31,7 +31,7 @@ from fastmcp.client.transports.base import ClientTransport
 from fastmcp.client.transports.http import StreamableHttpTransport
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
@@ -158,7 +158,7 @@ class McpProxyModule(ToolModule):
         assert isinstance(config, McpProxyConfig)
         return tuple(config.tools.items())
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: Any) -> None:
+    def __init__(self, agent_ctx: AgentContext, credentials: CredentialView, config: Any) -> None:
         super().__init__(agent_ctx, credentials, config)
         self.cfg: McpProxyConfig = config
         self._keys = self.cfg.credential_keys()
@@ -223,16 +223,11 @@ class McpProxyModule(ToolModule):
 
     # -- credentials -------------------------------------------------------------------------
 
-    @property
-    def _view(self) -> ModuleCredentials:
-        assert isinstance(self.credentials, ModuleCredentials)
-        return self.credentials
-
     async def _fingerprint(self) -> bytes:
         """A keyed digest of the current credential values, computed without a ``str`` copy."""
         mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
         for key in self._keys:
-            async with self._view.use(key) as plain:
+            async with self.credentials.use(key) as plain:
                 view = plain.bytes_view
                 mac.update(len(view).to_bytes(8, "big"))
                 mac.update(view)
@@ -243,7 +238,7 @@ class McpProxyModule(ToolModule):
         mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
         values: dict[str, str] = {}
         for key in self._keys:
-            async with self._view.use(key) as plain:
+            async with self.credentials.use(key) as plain:
                 view = plain.bytes_view
                 mac.update(len(view).to_bytes(8, "big"))
                 mac.update(view)
