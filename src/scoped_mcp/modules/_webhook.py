@@ -14,13 +14,10 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument
-from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules._base import ToolModule
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text
-from scoped_mcp.net.auth import CredentialAuth
-from scoped_mcp.net.client import HttpConfig, HttpService, Response
+from scoped_mcp.net.client import HttpConfig, Response
 
 
 class WebhookConfig(HttpConfig):
@@ -33,28 +30,11 @@ class WebhookConfig(HttpConfig):
     )
 
 
-class WebhookModule(ToolModule):
+class WebhookModule(HttpModule):
     """Posts one message per call to the webhook URL held in credential ``url_key``."""
 
-    url_key: ClassVar[str]
-    service: ClassVar[str]
     hard_limit: ClassVar[int]
     config: WebhookConfig
-
-    def __init__(
-        self, agent_ctx: AgentContext, credentials: CredentialView, config: WebhookConfig
-    ) -> None:
-        super().__init__(agent_ctx, credentials, config)
-        auth = CredentialAuth(credentials, url_key=self.url_key)
-        self._http = HttpService(self.service, auth, config)
-
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first send)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     def max_chars(self) -> int:
         """The configured message limit, never above the service's own."""

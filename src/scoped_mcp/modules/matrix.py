@@ -32,10 +32,10 @@ from pydantic import Field, field_validator
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, InvalidArgument
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text
-from scoped_mcp.net.auth import CredentialAuth
-from scoped_mcp.net.client import HttpConfig, HttpService, Response, safe_code
+from scoped_mcp.net.client import HttpConfig, Response, safe_code
 from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 API: Final = "/_matrix/client/v3"
@@ -87,38 +87,27 @@ def transaction_id(agent_id: str, room_id: str, idempotency_key: str | None) -> 
     return "smcp." + hashlib.sha256(material).hexdigest()[:40]
 
 
-class MatrixModule(ToolModule):
+class MatrixModule(HttpModule):
     """Post messages to the Matrix rooms the operator allows."""
 
     name = "matrix"
     required_credentials = ("MATRIX_HOMESERVER", "MATRIX_ACCESS_TOKEN")
     config_model = MatrixConfig
     config: MatrixConfig
+    service = "matrix"
+    url_key = "MATRIX_HOMESERVER"
+    token_key = "MATRIX_ACCESS_TOKEN"  # noqa: S105 - the credential's name, not its value
 
     def __init__(
         self, agent_ctx: AgentContext, credentials: CredentialView, config: MatrixConfig
     ) -> None:
         super().__init__(agent_ctx, credentials, config)
-        auth = CredentialAuth(
-            credentials,
-            url_key="MATRIX_HOMESERVER",
-            token_key="MATRIX_ACCESS_TOKEN",  # noqa: S106 - the credential's name, not its value
-        )
-        self._http = HttpService("matrix", auth, config)
         self._room_ids: dict[str, str] = {}
         self._resolving = anyio.Lock()
 
     def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
         """``rooms``: exactly the room ids and aliases the manifest lists."""
         return {"rooms": Allowlist(self.config.rooms, what="room")}
-
-    async def startup(self) -> None:
-        """Open the HTTP client; aliases are resolved on first use, not here."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     @tool(mode="write")
     async def send(

@@ -18,10 +18,10 @@ from pydantic import BeforeValidator, Field, field_validator
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument, ManifestError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text, check_web_url
-from scoped_mcp.net.auth import CredentialAuth
-from scoped_mcp.net.client import HttpConfig, HttpService, safe_code
+from scoped_mcp.net.client import HttpConfig, safe_code
 
 PriorityName = Literal["min", "low", "default", "high", "urgent", "max"]
 PRIORITIES: Final = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5, "max": 5}
@@ -95,7 +95,7 @@ def _check_tags(tags: list[str] | None) -> list[str]:
     return tags
 
 
-class NtfyModule(ToolModule):
+class NtfyModule(HttpModule):
     """Send push notifications to this agent's own ntfy topic."""
 
     name = "ntfy"
@@ -103,27 +103,16 @@ class NtfyModule(ToolModule):
     optional_credentials = ("NTFY_TOKEN",)
     config_model = NtfyConfig
     config: NtfyConfig
+    service = "ntfy"
+    url_key = "NTFY_URL"
+    token_key = "NTFY_TOKEN"  # noqa: S105 - the credential's name, not its value
+    token_optional = True
 
     def __init__(
         self, agent_ctx: AgentContext, credentials: CredentialView, config: NtfyConfig
     ) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._topic = expand_topic(config.topic, agent_ctx)
-        auth = CredentialAuth(
-            credentials,
-            url_key="NTFY_URL",
-            token_key="NTFY_TOKEN",  # noqa: S106 - the credential's name, not its value
-            token_optional=True,
-        )
-        self._http = HttpService("ntfy", auth, config)
-
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first send)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     @tool(mode="write")
     async def send(

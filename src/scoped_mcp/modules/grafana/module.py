@@ -27,10 +27,10 @@ from pydantic import Field
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules.grafana import checks
-from scoped_mcp.net.auth import CredentialAuth
-from scoped_mcp.net.client import HttpConfig, HttpService, safe_code
+from scoped_mcp.net.client import HttpConfig, safe_code
 from scoped_mcp.scoping import AllOf, Allowlist, Scoped, ScopeStrategy
 
 _CODES: Final = re.compile(r"version-mismatch|name-exists|plugin-dashboard|not-found")
@@ -55,13 +55,16 @@ class GrafanaConfig(HttpConfig):
     )
 
 
-class GrafanaModule(ToolModule):
+class GrafanaModule(HttpModule):
     """Grafana dashboards and alert rules in the agent's own folder; reads limited by manifest."""
 
     name = "grafana"
     required_credentials = ("GRAFANA_URL", "GRAFANA_SERVICE_ACCOUNT_TOKEN")
     config_model = GrafanaConfig
     config: GrafanaConfig
+    service = "grafana"
+    url_key = "GRAFANA_URL"
+    token_key = "GRAFANA_SERVICE_ACCOUNT_TOKEN"  # noqa: S105 - a key name, not a value
 
     def __init__(
         self, agent_ctx: AgentContext, credentials: CredentialView, config: GrafanaConfig
@@ -72,12 +75,6 @@ class GrafanaModule(ToolModule):
         self.folder = checks.folder_uid(agent_ctx.agent_id)
         self._readable = frozenset({self.folder, *config.read_folders})
         self._datasources = frozenset(checks.uid(d, "datasource") for d in config.datasources)
-        auth = CredentialAuth(
-            credentials,
-            url_key="GRAFANA_URL",
-            token_key="GRAFANA_SERVICE_ACCOUNT_TOKEN",  # noqa: S106 - a key name, not a value
-        )
-        self._http = HttpService("grafana", auth, config)
         self._folder_ready = False
 
     def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
@@ -91,14 +88,6 @@ class GrafanaModule(ToolModule):
                 checks.UidFormat("datasource_uid"), Allowlist(self._datasources, what="datasource")
             ),
         }
-
-    async def startup(self) -> None:
-        """Open the HTTP client (the folder is created on the first write)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     async def _call(self, method: str, path: str, payload: Any = None, **kw: Any) -> Any:
         answer = await self._http.call(method, path, payload, **kw)

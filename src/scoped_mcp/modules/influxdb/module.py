@@ -26,11 +26,11 @@ from pydantic import Field, ValidationError
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules.influxdb import build as flux
 from scoped_mcp.modules.influxdb.scopes import BucketScope, own_bucket
-from scoped_mcp.net.auth import CredentialAuth
-from scoped_mcp.net.client import HttpConfig, HttpService
+from scoped_mcp.net.client import HttpConfig
 from scoped_mcp.scoping import Scoped, ScopeStrategy
 
 _DIALECT: Final = {"header": True, "annotations": [], "delimiter": ",", "commentPrefix": "#"}
@@ -55,7 +55,7 @@ class InfluxConfig(HttpConfig):
     )
 
 
-class InfluxModule(ToolModule):
+class InfluxModule(HttpModule):
     """Query InfluxDB through structured filters; write only into the agent's namespace."""
 
     name = "influxdb"
@@ -63,6 +63,10 @@ class InfluxModule(ToolModule):
     optional_credentials = ("INFLUXDB_ORG",)
     config_model = InfluxConfig
     config: InfluxConfig
+    service = "influxdb"
+    url_key = "INFLUXDB_URL"
+    token_key = "INFLUXDB_TOKEN"  # noqa: S105 - a key name, not a value
+    auth_scheme = "Token"
 
     def __init__(
         self, agent_ctx: AgentContext, credentials: CredentialView, config: InfluxConfig
@@ -70,13 +74,6 @@ class InfluxModule(ToolModule):
         super().__init__(agent_ctx, credentials, config)
         for bucket in (*config.buckets, *config.write_buckets):
             flux.identifier(bucket, "bucket", flux.BUCKET)
-        auth = CredentialAuth(
-            credentials,
-            url_key="INFLUXDB_URL",
-            token_key="INFLUXDB_TOKEN",  # noqa: S106 - a key name, not a value
-            scheme="Token",
-        )
-        self._http = HttpService("influxdb", auth, config)
 
     def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
         """Buckets to read, buckets to write, and a new bucket's name in the agent's namespace."""
@@ -85,14 +82,6 @@ class InfluxModule(ToolModule):
             "write_buckets": BucketScope(self.config.write_buckets, write=True),
             "own_bucket": own_bucket(),
         }
-
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first call)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     async def _org(self) -> str:
         # The broker remembers a missing optional key for its TTL: no backend read per call.
