@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,3 +132,22 @@ def tree_snapshot(
             else:
                 result[str(path)] = ("dir", info.st_mode)
     return result
+
+
+def bound_tool(
+    module: Any,
+    spec: Any,
+    *,
+    module_key: str,
+    tool_name: str,
+    audit: Any,
+    redactor: Any,
+) -> Callable[..., Awaitable[Any]]:
+    """The function FastMCP calls for one ``@tool`` method: the real call pipeline around it."""
+    from scoped_mcp.pipeline import Pipeline
+
+    tool: Any = Pipeline(audit, redactor).bind(
+        module, spec, module_key=module_key, tool_name=tool_name
+    )
+    fn: Callable[..., Awaitable[Any]] = tool.fn
+    return fn

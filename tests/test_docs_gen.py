@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from scoped_mcp import docs_gen, manifest
+from maint import docs_gen
+from scoped_mcp import manifest
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "docs" / "manifest.template.md"
@@ -18,7 +19,7 @@ OUTPUT = REPO / "docs" / "manifest.md"
 def test_manifest_reference_is_up_to_date() -> None:
     """The committed reference equals a fresh rendering (run docs_gen --write if this fails)."""
     expected = docs_gen.render(TEMPLATE.read_text(), template_name="docs/manifest.template.md")
-    assert OUTPUT.read_text() == expected, "run: python -m scoped_mcp.docs_gen --write"
+    assert OUTPUT.read_text() == expected, "run: python -m maint.docs_gen --write"
 
 
 def test_every_manifest_field_is_documented() -> None:
@@ -49,7 +50,7 @@ def test_check_flag_fails_on_a_stale_file(tmp_path: Path) -> None:
     """--check exits 1 and says how to fix it when the output differs; 0 once written."""
     stale = tmp_path / "manifest.md"
     stale.write_text("old\n")
-    base = [sys.executable, "-m", "scoped_mcp.docs_gen", "--template", str(TEMPLATE)]
+    base = [sys.executable, "-m", "maint.docs_gen", "--template", str(TEMPLATE)]
     done = subprocess.run(
         [*base, "--output", str(stale), "--check"], capture_output=True, text=True, check=False
     )

@@ -22,7 +22,7 @@ from scoped_mcp.scoping import (
     UnsafeNoScope,
     relative_parts,
 )
-from tests.contracts.scope_strategy import ScopeStrategyContract
+from scoped_mcp.testing.scope_strategy import ScopeStrategyContract
 
 AGENT = AgentContext("agent-01", "build")
 OTHER = AgentContext("agent-02", "build")

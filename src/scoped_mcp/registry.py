@@ -8,7 +8,7 @@ names are ever imported.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
@@ -20,7 +20,7 @@ from scoped_mcp.errors import ConfigError, ManifestError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import Manifest, ModuleSpec, describe_errors, locate, source_node
 from scoped_mcp.modules import BUILTIN
-from scoped_mcp.modules._base import ToolMode, ToolModule, ToolSpec
+from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule, ToolSpec
 
 ENTRY_POINT_GROUP = "scoped_mcp.modules"
 
@@ -113,17 +113,42 @@ def _located(manifest: Manifest, loc: tuple[str, ...], exc: ConfigError) -> Conf
     return type(exc)(f"{locate(manifest, loc)}: {exc.message}", fix=exc.fix)
 
 
-def _claimer(manifest: Manifest, key: str, seen: dict[str, str]) -> Callable[[str], str]:
+def allows(module_mode: ToolMode, tool_mode: ToolMode) -> bool:
+    """Whether a module in ``module_mode`` registers a tool of ``tool_mode`` (read < write)."""
+    return not (tool_mode == "write" and module_mode == "read")
+
+
+class ToolNames:
+    """The tool names one server has given out, and the module key that holds each."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, str] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._owners
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._owners)
+
+    def claim(self, name: str, key: str) -> str | None:
+        """Give ``name`` to module ``key``; return the module that already has it, if any."""
+        owner = self._owners.get(name)
+        if owner is None:
+            self._owners[name] = key
+        return owner
+
+
+def _claimer(manifest: Manifest, key: str, names: ToolNames) -> Callable[[str], str]:
     """Reserve tool names for module ``key``; a name another module has is a manifest error."""
 
     def claim(name: str) -> str:
-        if name in seen:
+        owner = names.claim(name, key)
+        if owner is not None:
             raise ManifestError(
                 f"{locate(manifest, ('modules', key))}: modules.{key}: tool {name!r} is also "
-                f"registered by module {seen[name]!r}",
+                f"registered by module {owner!r}",
                 fix="give one of the modules another key",
             )
-        seen[name] = key
         return name
 
     return claim
@@ -132,7 +157,7 @@ def _claimer(manifest: Manifest, key: str, seen: dict[str, str]) -> Callable[[st
 def plan(manifest: Manifest) -> list[PlannedModule]:
     """Resolve and validate every module of ``manifest`` and list the tools it would register."""
     planned: list[PlannedModule] = []
-    seen: dict[str, str] = {}
+    names = ToolNames()
     for key, spec in manifest.modules.items():
         try:
             cls = resolve_class(key, spec)
@@ -143,10 +168,10 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
         except ConfigError as exc:
             raise _located(manifest, ("modules", key, "mode"), exc) from None
         prefix = cls.tool_prefix or key
-        claim = _claimer(manifest, key, seen)
+        claim = _claimer(manifest, key, names)
         tools = []
         for tool_spec in cls.tool_specs():
-            if tool_spec.mode == "write" and mode == "read":
+            if not allows(mode, tool_spec.mode):
                 continue
             doc = getattr(cls, tool_spec.method).__doc__ or ""
             summary = " ".join(doc.split("\n\n")[0].split())
@@ -155,10 +180,31 @@ def plan(manifest: Manifest) -> list[PlannedModule]:
         configured = tuple(
             (claim(f"{prefix}_{name}"), tool_mode)
             for name, tool_mode in cls.configured_tools(config)
-            if not (tool_mode == "write" and mode == "read")
+            if allows(mode, tool_mode)
         )
         planned.append(PlannedModule(key, cls, mode, config, tuple(tools), configured))
     return planned
+
+
+def admit_dynamic(names: ToolNames, item: PlannedModule, dynamic: DynamicTool) -> str | None:
+    """The name a module's run-time tool registers under; ``None`` when its mode excludes it.
+
+    ``names`` are the tools the server has registered so far. A name already among them, or a
+    mode that is neither read nor write, stops start-up.
+    """
+    if dynamic.mode not in ("read", "write"):
+        raise ModuleLoadError(
+            f"modules.{item.key}: tool {dynamic.name!r} has mode {dynamic.mode!r}"
+        )
+    if not allows(item.mode, dynamic.mode):
+        return None
+    name = f"{item.cls.tool_prefix or item.key}_{dynamic.name}"
+    if names.claim(name, item.key) is not None:
+        raise ModuleLoadError(
+            f"modules.{item.key}: tool {name!r} is already registered",
+            fix="give one of the modules another key",
+        )
+    return name
 
 
 def instantiate(

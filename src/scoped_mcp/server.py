@@ -1,23 +1,26 @@
-"""The composition root: builds the FastMCP server for one agent from its manifest.
+"""The composition root and the server's whole life: build, start, serve, stop once.
 
-It wires the identity, audit log, redactor, credential views, modules and call pipeline together and
-does nothing else. ``serve`` runs it over stdio until stdin closes or a signal arrives, then shuts
-the modules down.
+``build`` wires the identity, audit log, redactor, credential views, modules and call pipeline
+together. ``run`` owns the life that follows: start the modules, write ``server_start``, serve
+over stdio until stdin closes or a signal arrives, then stop exactly once (modules, leases,
+telemetry) and write ``server_stop``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
 from fastmcp import FastMCP
 from fastmcp.tools import Tool
-from mcp.types import ToolAnnotations
 
 from scoped_mcp import __version__, registry
+from scoped_mcp.audit import records
 from scoped_mcp.audit.boundary import AuditBoundary
 from scoped_mcp.audit.log import AuditLog, default_path, open_audit_log
 from scoped_mcp.credentials.backends import load_backends
@@ -27,10 +30,11 @@ from scoped_mcp.credentials.check import check_plans, require_usable
 from scoped_mcp.credentials.plan import build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
+from scoped_mcp.hardening import stdout_to_stderr
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.invocation import wrap_dynamic, wrap_tool
 from scoped_mcp.manifest import Manifest
-from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
+from scoped_mcp.modules._base import DynamicTool, ToolModule
+from scoped_mcp.pipeline import Pipeline
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.stdio import run_stdio
 from scoped_mcp.telemetry import settings as telemetry_settings
@@ -49,9 +53,15 @@ class Runtime:
     redactor: Redactor
     broker: CredentialBroker
     modules: list[tuple[str, ToolModule]] = field(default_factory=list)
-    tool_names: list[str] = field(default_factory=list)
+    names: registry.ToolNames = field(default_factory=registry.ToolNames)
     telemetry: Telemetry | None = None
-    modes: dict[str, ToolMode] = field(default_factory=dict)
+    planned: dict[str, registry.PlannedModule] = field(default_factory=dict)
+    pipeline: Pipeline | None = None
+
+    @property
+    def tool_names(self) -> list[str]:
+        """Every registered tool name, in registration order."""
+        return list(self.names)
 
 
 def build(
@@ -129,23 +139,15 @@ def _assemble(
         return ModuleCredentials(broker, key, optional)
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
+    pipeline = Pipeline(audit, redactor)
+    names = registry.ToolNames()
     tools: list[Tool] = []
     for item, module in instances:
         for planned_tool in item.tools:
-            function = wrap_tool(
-                module,
-                planned_tool.spec,
-                module_key=item.key,
-                tool_name=planned_tool.name,
-                audit=audit,
-                redactor=redactor,
-            )
-            read_only = planned_tool.spec.mode == "read"
+            names.claim(planned_tool.name, item.key)
             tools.append(
-                Tool.from_function(
-                    function,
-                    name=planned_tool.name,
-                    annotations=ToolAnnotations(read_only_hint=read_only, open_world_hint=False),
+                pipeline.bind(
+                    module, planned_tool.spec, module_key=item.key, tool_name=planned_tool.name
                 )
             )
     mcp = FastMCP(
@@ -164,9 +166,10 @@ def _assemble(
         redactor=redactor,
         broker=broker,
         modules=[(item.key, module) for item, module in instances],
-        tool_names=[tool.name for tool in tools],
+        names=names,
         telemetry=telemetry,
-        modes={item.key: item.mode for item in planned},
+        planned={item.key: item for item in planned},
+        pipeline=pipeline,
     )
 
 
@@ -201,21 +204,11 @@ async def start_modules(runtime: Runtime) -> None:
 
 def _add_dynamic(runtime: Runtime, key: str, module: ToolModule, dynamic: DynamicTool) -> None:
     """Register one run-time tool if the module's mode allows it."""
-    if dynamic.mode not in ("read", "write"):
-        raise ModuleLoadError(f"modules.{key}: tool {dynamic.name!r} has mode {dynamic.mode!r}")
-    if dynamic.mode == "write" and runtime.modes.get(key, "read") != "write":
+    name = registry.admit_dynamic(runtime.names, runtime.planned[key], dynamic)
+    if name is None:
         return
-    name = f"{type(module).tool_prefix or key}_{dynamic.name}"
-    if name in runtime.tool_names:
-        raise ModuleLoadError(
-            f"modules.{key}: tool {name!r} is already registered",
-            fix="give one of the modules another key",
-        )
-    tool = wrap_dynamic(
-        dynamic, module_key=key, tool_name=name, audit=runtime.audit, redactor=runtime.redactor
-    )
-    runtime.mcp.add_tool(tool)
-    runtime.tool_names.append(name)
+    assert runtime.pipeline is not None
+    runtime.mcp.add_tool(runtime.pipeline.bind(module, dynamic, module_key=key, tool_name=name))
 
 
 async def stop_modules(runtime: Runtime) -> None:
@@ -258,3 +251,53 @@ async def serve_stdio(runtime: Runtime, *, on_signal: Callable[[str], Awaitable[
                 await run_stdio(runtime.mcp)
                 inner.cancel_scope.cancel()
         group.cancel_scope.cancel()
+
+
+class _Life:
+    """Stops the server exactly once, whichever of stdin, a signal or an error comes first."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._stopped = False
+
+    async def stop(self, reason: str) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        runtime = self._runtime
+        with anyio.CancelScope(shield=True), stdout_to_stderr():
+            await stop_modules(runtime)
+        runtime.audit.write(records.server_stop(reason=reason))
+        runtime.audit.close()
+        _log.info("stopped", extra={"reason": reason})
+
+    async def stop_on_signal(self, name: str) -> None:
+        """A signal is the host's request to stop: an orderly stop is a success (exit 0).
+
+        The process ends here because the SDK's stdin reader thread cannot be interrupted
+        (see ``serve_stdio``).
+        """
+        await self.stop(f"signal {name}")
+        sys.stderr.flush()
+        os._exit(0)
+
+
+async def run(
+    manifest: Manifest, agent_ctx: AgentContext, environ: Mapping[str, str], *, redactor: Redactor
+) -> None:
+    """The server's whole life: build, start, ``server_start``, serve, stop once, ``server_stop``.
+
+    Nothing a module prints while starting or stopping reaches stdout, which carries MCP only.
+    """
+    with stdout_to_stderr():
+        runtime = build(manifest, agent_ctx, environ, redactor=redactor)
+        await start_modules(runtime)
+    runtime.audit.write(
+        records.server_start(manifest=str(manifest.source_path), tools=runtime.tool_names)
+    )
+    _log.info("serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)})
+    life = _Life(runtime)
+    try:
+        await serve_stdio(runtime, on_signal=life.stop_on_signal)
+    finally:
+        await life.stop("stdin closed")

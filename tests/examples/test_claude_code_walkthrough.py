@@ -83,9 +83,13 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     # Step 5: the refusals are in research-01's audit log.
     assert run_step(blocks[5], home).stdout.strip() == "3"
 
-    # Step 6: creds check finds both keys usable and prints neither value.
+    # Step 6: the file backend's script writes a 0600 file; creds check finds both keys usable
+    # and prints neither value.
     done = run_step(blocks[6], home)
     assert done.returncode == 0, done.stdout + done.stderr
+    secrets_file = home / ".config" / "scoped-mcp" / "notifier-secrets.yml"
+    assert f"{secrets_file}: 2 keys, mode 0600" in done.stdout
+    assert secrets_file.stat().st_mode & 0o777 == 0o600
     assert re.search(r"NTFY_URL\s.*\sok\b", done.stdout)
     assert re.search(r"NTFY_TOKEN\s.*\sok\b", done.stdout)
     assert TOKEN not in done.stdout + done.stderr

@@ -1,4 +1,4 @@
-"""examples/vaultwarden: setup.sh logs a bw profile in and unlocks it; the agent then sends."""
+"""examples/vaultwarden: the bitwarden set-up script logs a bw profile in; the agent then sends."""
 
 from __future__ import annotations
 
@@ -19,14 +19,15 @@ from tests.support import ServerHandle
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "vaultwarden"
+SETUP = REPO / "secrets_backends" / "bitwarden" / "setup.sh"
 PATH = f"{BW.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}"
 
 
 def setup_sh(home: Path, *types: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run examples/vaultwarden/setup.sh with the stand-in bw first on PATH."""
+    """Run secrets_backends/bitwarden/setup.sh with the stand-in bw first on PATH."""
     environ = {"HOME": str(home), "PATH": PATH, "LANG": "C.UTF-8", **env}
     return subprocess.run(
-        ["bash", str(EXAMPLE / "setup.sh"), *types],
+        ["sh", str(SETUP), *types],
         env=environ,
         capture_output=True,
         text=True,

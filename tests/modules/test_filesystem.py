@@ -20,10 +20,9 @@ from fastmcp.exceptions import ToolError
 from scoped_mcp.audit.log import open_audit_log
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.invocation import wrap_tool
 from scoped_mcp.modules.filesystem import FilesystemModule
 from scoped_mcp.redaction import Redactor
-from tests.support import tree_snapshot
+from tests.support import bound_tool, tree_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -80,7 +79,7 @@ async def make_harness(tmp: Path, **config: Any) -> Harness:
     audit_path = tmp / "audit" / "agent-01.jsonl"
     audit = open_audit_log(audit_path, AGENT, Redactor())
     tools = {
-        spec.name: wrap_tool(
+        spec.name: bound_tool(
             module,
             spec,
             module_key="filesystem",
@@ -524,7 +523,7 @@ async def test_base_path_may_be_a_symlink_chosen_by_operator(tmp_path: Path) -> 
     await module.startup()
     spec = next(s for s in FilesystemModule.tool_specs() if s.name == "write_file")
     audit = open_audit_log(tmp_path / "audit.jsonl", AGENT, Redactor())
-    write = wrap_tool(
+    write = bound_tool(
         module, spec, module_key="fs", tool_name="fs_write_file", audit=audit, redactor=Redactor()
     )
     await write(path="a.txt", content="x")

@@ -1,9 +1,12 @@
-"""Builds one module the way the server does (manifest, registry, real broker) for unit tests.
+"""Builds one module the way the server does, through the public kit's module harness.
 
-Tests call tool methods directly, to see our own exception types rather than the agent's text.
-``Built.module`` therefore presents the module as the call pipeline does: each tool method first
-passes its ``Scoped`` arguments through the pipeline's own scope step, so an allowlist a module
-declares with ``Scoped("name")`` holds in these tests exactly as it does for an agent.
+``built_module`` is ``scoped_mcp.testing.harness.module_harness`` with the arguments these suites
+have always passed (a config, credentials from ``env``, an agent id).
+
+These suites also call tool methods directly, to see our own exception types rather than the
+agent's text. ``Built.module`` therefore presents the module as the call pipeline does: each tool
+method first passes its ``Scoped`` arguments through the pipeline's own rules (``scope_rules``),
+so an allowlist a module declares with ``Scoped("name")`` holds here exactly as for an agent.
 """
 
 from __future__ import annotations
@@ -12,18 +15,12 @@ import inspect
 import typing
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from scoped_mcp import manifest as manifest_mod
-from scoped_mcp.identity import AgentContext
-from scoped_mcp.invocation import _apply_scope, _strategies
 from scoped_mcp.modules._base import ToolModule
-from scoped_mcp.redaction import Redactor
-from scoped_mcp.server import Runtime, build, start_modules, stop_modules
+from scoped_mcp.pipeline import scope_rules
+from scoped_mcp.testing.harness import ModuleHarness, module_harness
 
 
 class PipelineView:
@@ -50,30 +47,29 @@ def _scoped_method(module: ToolModule, name: str) -> Callable[..., Any]:
         p.replace(annotation=hints.get(p.name, p.annotation))
         for p in list(signature.parameters.values())[1:]
     ]
-    strategies = _strategies(module, params)
+    rules = scope_rules(module, params)
 
     async def call(*args: Any, **kwargs: Any) -> Any:
         bound = signature.bind(module, *args, **kwargs)
         bound.apply_defaults()
-        for param, strategy in strategies.items():
+        for param, rule in rules.items():
             value = bound.arguments.get(param)
             if value is not None:
-                bound.arguments[param] = _apply_scope(strategy, value, module.agent_ctx)
+                bound.arguments[param] = rule.apply(value, module.agent_ctx)
         return await method(*bound.args, **bound.kwargs)
 
     return call
 
 
-@dataclass
 class Built:
-    """A started module (as the pipeline presents it) plus the runtime around it."""
+    """The kit's ``ModuleHarness``, with ``module`` seen through the pipeline's scope rules."""
 
-    module: Any
-    runtime: Runtime
+    def __init__(self, harness: ModuleHarness) -> None:
+        self.harness = harness
+        self.module = PipelineView(harness.module)
 
-    @property
-    def redactor(self) -> Redactor:
-        return self.runtime.redactor
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.harness, name)
 
 
 @asynccontextmanager
@@ -86,17 +82,5 @@ async def built_module(
     agent_id: str = "agent-01",
 ) -> AsyncIterator[Built]:
     """Start module ``key`` with ``config`` and credentials from ``env`` (env source)."""
-    data = {
-        "agent_type": "research",
-        "modules": {key: {"config": dict(config)}},
-        "audit": {"path": str(tmp_path / f"audit-{key}.jsonl")},
-    }
-    path = tmp_path / f"manifest-{key}.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    runtime = build(manifest_mod.load(path), AgentContext(agent_id, "research"), dict(env))
-    await start_modules(runtime)
-    try:
-        module: ToolModule = dict(runtime.modules)[key]
-        yield Built(PipelineView(module), runtime)
-    finally:
-        await stop_modules(runtime)
+    async with module_harness(tmp_path, key, config, env=env, agent_id=agent_id) as harness:
+        yield Built(harness)

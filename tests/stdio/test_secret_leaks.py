@@ -26,8 +26,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from scoped_mcp.audit.ops import JsonFormatter
 from scoped_mcp.errors import BackendError
+from scoped_mcp.opslog import JsonFormatter
 from scoped_mcp.redaction import Redactor
 from tests.contract_support import FIXTURES, RawServer, call, child_env
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scoped_mcp.audit.chain import resume
+from scoped_mcp.audit.records import Draft
 from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
@@ -90,6 +91,10 @@ class AuditLog:
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
+
+    def write(self, draft: Draft) -> None:
+        """Write one record built by ``audit/records.py``."""
+        self.record(draft.event, **draft.fields)
 
     def record(self, event: str, **fields: Any) -> None:
         """Write one record for ``event``; ``None`` fields are left out."""

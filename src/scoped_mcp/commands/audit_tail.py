@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from scoped_mcp.audit import records
+
 EXIT_OK, EXIT_UNREADABLE = 0, 2
 POLL_SECONDS = 0.25
 _HIDDEN = {"timestamp", "agent_id", "agent_type", "event", "seq", "prev", "chain"}
@@ -130,7 +132,7 @@ def format_record(record: dict[str, Any], paint: Callable[[str, str], str]) -> s
     stamp = str(record.get("timestamp", "?")).replace("T", " ")[:23]
     event = str(record.get("event", "?"))
     head = f"{paint('2', stamp)}  {record.get('agent_id', '?')}  {event:<11}"
-    if event == "tool_call":
+    if event == records.TOOL_CALL:
         outcome = str(record.get("outcome", "?"))
         mode = f" ({record['mode']})" if "mode" in record else ""
         text = (
@@ -138,7 +140,7 @@ def format_record(record: dict[str, Any], paint: Callable[[str, str], str]) -> s
         )
         text += f" {record.get('duration_ms', '?')} ms"
         return text + (f"  {record['error']}" if "error" in record else "")
-    if event == "credential":
+    if event == records.CREDENTIAL:
         action = str(record.get("action", "?"))
         keys = record.get("key", [])
         keys = ",".join(keys) if isinstance(keys, list) else str(keys)

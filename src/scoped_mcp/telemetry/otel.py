@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 
 from scoped_mcp import __version__
+from scoped_mcp.audit import records
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.telemetry import attributes as attrs
@@ -53,11 +54,11 @@ class OtelTelemetry:
     def process(self, record: dict[str, Any]) -> dict[str, Any]:
         """The audit-pipeline step: export what the record says, stamp the trace ids on it."""
         event = record.get("event")
-        if event == "credential":
+        if event == records.CREDENTIAL:
             context = self._credential(record)
         else:
             span = trace.get_current_span()
-            if event == "tool_call":
+            if event == records.TOOL_CALL:
                 self._tool_call(span, record)
             context = span.get_span_context()
         if context is None or not context.is_valid:

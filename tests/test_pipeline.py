@@ -11,10 +11,10 @@ from fastmcp.exceptions import ToolError
 
 from scoped_mcp.audit.log import open_audit_log
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.invocation import wrap_tool
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.scoping import Allowlist, NamespaceScope, Scoped, ScopedStr, ScopeStrategy
+from tests.support import bound_tool
 
 pytestmark = pytest.mark.anyio
 
@@ -61,7 +61,7 @@ def wrapped(tmp_path: Path, method: str) -> Any:
     module = Keys(ctx, {}, {})
     spec = next(s for s in Keys.tool_specs() if s.method == method)
     audit = open_audit_log(tmp_path / "audit.jsonl", ctx, Redactor())
-    return wrap_tool(
+    return bound_tool(
         module,
         spec,
         module_key="keys",
@@ -86,7 +86,7 @@ async def test_default_of_a_scoped_parameter_is_scoped(tmp_path: Path) -> None:
 
 def test_argument_digest_never_fails() -> None:
     """Arguments the JSON encoder cannot render still get a digest record instead of an error."""
-    from scoped_mcp.invocation import argument_digest
+    from scoped_mcp.audit.records import argument_digest
 
     digest = argument_digest({"n": 10**5000, "s": "x"})
     assert digest["shape"]["s"] == {"type": "str", "len": 1}
@@ -108,7 +108,7 @@ def test_a_strategy_name_the_module_lacks_is_refused_when_built(tmp_path: Path) 
     ctx = AgentContext("agent-01", "research")
     audit = open_audit_log(tmp_path / "audit.jsonl", ctx, Redactor())
     with pytest.raises(TypeError, match="no scope strategy named 'rooms'"):
-        wrap_tool(
+        bound_tool(
             Unnamed(ctx, {}, {}),  # type: ignore[arg-type]
             Unnamed.tool_specs()[0],
             module_key="unnamed",

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Log a dedicated bw CLI profile into Vaultwarden, unlock it, and leave the session key where the
 # agent's manifest reads it:
 #
@@ -12,16 +12,21 @@
 #
 # The profile lives in $CONFIG_DIR/bw (BITWARDENCLI_APPDATA_DIR), apart from your own bw login.
 # Settings: CONFIG_DIR (default ~/.config/scoped-mcp), BW (the CLI, default bw).
-set -euo pipefail
+# Safe to run again: a logged-in profile is only unlocked again, and the session file replaced.
+set -eu
 
 BW=${BW:-bw}
 CONFIG_DIR=${CONFIG_DIR:-$HOME/.config/scoped-mcp}
-export BITWARDENCLI_APPDATA_DIR="$CONFIG_DIR/bw"
+BITWARDENCLI_APPDATA_DIR="$CONFIG_DIR/bw"
+export BITWARDENCLI_APPDATA_DIR
 umask 077
 mkdir -p "$BITWARDENCLI_APPDATA_DIR"
 [ "$#" -gt 0 ] || { echo "usage: $0 AGENT_TYPE..." >&2; exit 2; }
+# A failed unlock leaves no half-written session file behind.
+trap 'rm -f "$CONFIG_DIR/bw-session.new"' EXIT
 
-state=$("$BW" status | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
+status=$("$BW" status)
+state=$(printf '%s\n' "$status" | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')
 if [ "$state" = unauthenticated ]; then
   : "${VAULTWARDEN_URL:?set VAULTWARDEN_URL to your Vaultwarden (https://...)}"
   : "${BW_CLIENTID:?set BW_CLIENTID and BW_CLIENTSECRET (Vaultwarden: Account settings, Security, Keys, API key)}"

@@ -2,7 +2,7 @@
 
 A third-party strategy proves itself with one import::
 
-    from tests.contracts.scope_strategy import ScopeStrategyContract
+    from scoped_mcp.testing.scope_strategy import ScopeStrategyContract
 
     class TestMyScope(ScopeStrategyContract):
         valid_values = ("orders", "users")

@@ -1,0 +1,116 @@
+"""Every audit record shape, built in one place and read from here by telemetry and ``audit tail``.
+
+    tool_call     one call that reached a tool: module, tool, mode, outcome, duration, error,
+                  and a digest of the arguments (never their values)
+    tool_call     with outcome ``denied`` and no module: refused before any tool code ran
+                  (an unknown tool, invalid arguments)
+    credential    a broker event: action (fetch, renew, revoke, ...), key names and backends
+    server_start  the manifest and the tools registered
+    server_stop   why the server stopped
+
+Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
+processors (identity, timestamp, redaction, chain) turn it into a line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+TOOL_CALL: Final = "tool_call"
+CREDENTIAL: Final = "credential"
+SERVER_START: Final = "server_start"
+SERVER_STOP: Final = "server_stop"
+OUTCOMES: Final = ("ok", "denied", "error")
+
+# Built once: json.dumps with keyword arguments constructs a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One record's event name and fields, before the log stamps and chains it."""
+
+    event: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def argument_digest(arguments: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of the arguments: names, sizes, and one SHA-256 over all values.
+
+    It runs when every call ends, so it must not fail: arguments the encoder cannot render (an
+    integer past Python's digit limit) get ``sha256: null`` rather than no record.
+    """
+    try:
+        canonical: str | None = _CANONICAL.encode(arguments)
+    except (ValueError, TypeError, RecursionError):
+        canonical = None
+    shapes = {
+        name: {"type": type(value).__name__, "len": len(value)}
+        if isinstance(value, str | bytes | list | dict)
+        else {"type": type(value).__name__}
+        for name, value in arguments.items()
+    }
+    if canonical is None:
+        return {"sha256": None, "shape": shapes}
+    digest = hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return {"sha256": digest, "shape": shapes}
+
+
+def tool_call(
+    *,
+    module: str,
+    tool: str,
+    mode: str,
+    outcome: str,
+    duration_ms: float,
+    error: str | None,
+    error_type: str | None,
+    arguments: dict[str, Any],
+) -> Draft:
+    """A call that reached a tool, as the pipeline saw it end."""
+    return Draft(
+        TOOL_CALL,
+        {
+            "module": module,
+            "tool": tool,
+            "mode": mode,
+            "outcome": outcome,
+            "duration_ms": duration_ms,
+            "error": error,
+            "error_type": error_type,
+            "args": argument_digest(arguments),
+        },
+    )
+
+
+def denied(*, tool: str, duration_ms: float, error: str, error_type: str) -> Draft:
+    """A call refused before any tool code ran (the tool name is cut to 200 characters)."""
+    return Draft(
+        TOOL_CALL,
+        {
+            "tool": tool[:200],
+            "outcome": "denied",
+            "duration_ms": duration_ms,
+            "error": error,
+            "error_type": error_type,
+        },
+    )
+
+
+def credential(action: str, **fields: Any) -> Draft:
+    """A broker event; ``fields`` name keys and backends, never values."""
+    return Draft(CREDENTIAL, {"action": action, **fields})
+
+
+def server_start(*, manifest: str, tools: Sequence[str]) -> Draft:
+    """The server is serving these tools for this manifest."""
+    return Draft(SERVER_START, {"manifest": manifest, "tools": list(tools)})
+
+
+def server_stop(*, reason: str) -> Draft:
+    """The server stopped (``stdin closed``, ``signal SIGTERM``, ...)."""
+    return Draft(SERVER_STOP, {"reason": reason})

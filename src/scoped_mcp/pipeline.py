@@ -1,0 +1,342 @@
+"""The call pipeline: the named steps every tool call passes, static and dynamic tools alike.
+
+A step is ``async def step(call, proceed) -> result``. Steps wrap each other in the order of
+``STEPS``, outermost first: what a step does before ``await proceed()`` happens in list order, what
+it does after, in reverse. So a call is audited (outermost, whatever happens), its errors mapped,
+its result scrubbed, its scoped arguments resolved, and only then does the body run::
+
+    write_audit -> map_errors -> scrub_result -> resolve_scopes -> [limits, approval] -> run_body
+
+A later step (a rate limit, an approval gate) is one function and one line in ``STEPS``, between
+``resolve_scopes`` (so it sees scoped arguments) and ``run_body`` (so a refused call costs no
+backend request and no credential read).
+
+``Pipeline.bind`` turns a module's ``@tool`` method or ``DynamicTool`` into the FastMCP ``Tool``
+that is registered, and that is the only way a module's code is ever called. No exception text from
+inside a tool reaches the agent except a ``ToolCallError``'s or ``CredentialError``'s own short
+message, scrubbed of secrets.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+import time
+import types
+import typing
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, get_args, get_origin
+
+from fastmcp.exceptions import ToolError
+from fastmcp.tools import Tool
+from fastmcp.tools.base import ToolResult
+from mcp.types import ToolAnnotations
+from pydantic.json_schema import SkipJsonSchema
+
+from scoped_mcp.audit import records
+from scoped_mcp.audit.log import AuditLog, monotonic_ms
+from scoped_mcp.errors import CredentialError, ToolCallError
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule, ToolSpec
+from scoped_mcp.redaction import Redactor
+from scoped_mcp.scoping import Scoped, ScopeStrategy
+
+_log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 500
+_EMPTY = inspect.Parameter.empty
+
+
+class AuditedToolError(ToolError):
+    """A tool call's refusal that the pipeline has already audited (the boundary passes it on)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeRule:
+    """How one parameter is scoped: its strategy, applied to the value or to each of its items."""
+
+    strategy: ScopeStrategy
+    each: bool = False
+
+    def apply(self, value: Any, agent_ctx: AgentContext) -> Any:
+        if self.each and isinstance(value, list | tuple):
+            return [self.strategy.apply(item, agent_ctx) for item in value]
+        return self.strategy.apply(value, agent_ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """One registered tool: its names and mode, how its arguments are scoped, and its body."""
+
+    module_key: str
+    tool_name: str
+    mode: ToolMode
+    agent_ctx: AgentContext
+    body: Callable[[dict[str, Any]], Awaitable[Any]]
+    scrub: Callable[[Any], Any]
+    scopes: Mapping[str, ScopeRule] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Call:
+    """One tool call as it passes the steps.
+
+    ``arguments`` are what the agent sent (the audit digest is of these); ``body_arguments`` what
+    the body receives (scoped). ``outcome``, ``error`` and ``error_type`` are what the audit record
+    says; until the body has returned the call has not succeeded, so a cancellation (client
+    cancel, shutdown), which no ``except Exception`` sees, is never audited as ``ok``.
+    """
+
+    binding: Binding
+    arguments: dict[str, Any]
+    body_arguments: dict[str, Any]
+    started: float = field(default_factory=time.perf_counter)
+    outcome: str = "error"
+    error: str | None = "cancelled before completion"
+    error_type: str | None = "Cancelled"
+
+
+Proceed = Callable[[], Awaitable[Any]]
+Step = Callable[["Pipeline", Call, Proceed], Awaitable[Any]]
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
+
+
+async def write_audit(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Write the call's ``tool_call`` record when it ends, however it ends."""
+    try:
+        return await proceed()
+    finally:
+        binding = call.binding
+        pipeline.audit.write(
+            records.tool_call(
+                module=binding.module_key,
+                tool=binding.tool_name,
+                mode=binding.mode,
+                outcome=call.outcome,
+                duration_ms=monotonic_ms(call.started),
+                error=call.error,
+                error_type=call.error_type,
+                arguments=call.arguments,
+            )
+        )
+
+
+async def map_errors(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Turn every exception into a short, scrubbed ``ToolError``; nothing else escapes."""
+    scrub = pipeline.redactor.scrub
+    try:
+        result = await proceed()
+    except ToolCallError as exc:
+        call.outcome, call.error = exc.outcome, _short(scrub(exc.message))
+        call.error_type = type(exc).__name__
+        raise AuditedToolError(call.error) from None
+    except CredentialError as exc:
+        call.outcome, call.error = "error", _short(scrub(exc.message))
+        call.error_type = type(exc).__name__
+        raise AuditedToolError(call.error) from None
+    except Exception as exc:  # noqa: BLE001 - the error boundary: nothing else may escape
+        ref = secrets.token_hex(4)
+        call.outcome, call.error = "error", f"internal error (ref {ref})"
+        call.error_type = "InternalError"
+        _log.error(
+            "tool raised an unexpected exception",
+            extra={"tool": call.binding.tool_name, "ref": ref, "exc_type": type(exc).__name__},
+        )
+        message = f"{call.binding.tool_name} failed: internal error (ref {ref})"
+        raise AuditedToolError(message) from None
+    call.outcome, call.error, call.error_type = "ok", None, None
+    return result
+
+
+async def scrub_result(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Remove every secret the broker has released from what the body returned."""
+    return call.binding.scrub(await proceed())
+
+
+async def resolve_scopes(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Pass every ``Scoped`` argument (an omitted one's default too) through its strategy."""
+    binding = call.binding
+    for name, rule in binding.scopes.items():
+        value = call.body_arguments.get(name, binding.defaults.get(name))
+        if value is not None:
+            call.body_arguments[name] = rule.apply(value, binding.agent_ctx)
+    return await proceed()
+
+
+async def run_body(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Run the module's code with the scoped arguments (the innermost step)."""
+    return await call.binding.body(call.body_arguments)
+
+
+STEPS: tuple[Step, ...] = (write_audit, map_errors, scrub_result, resolve_scopes, run_body)
+"""Outermost first. New steps that must refuse before any backend work go before ``run_body``."""
+
+
+class Pipeline:
+    """Builds the registered tools of one server, each running every call through ``steps``."""
+
+    def __init__(
+        self, audit: AuditLog, redactor: Redactor, *, steps: Sequence[Step] = STEPS
+    ) -> None:
+        if not steps or steps[-1] is not run_body:
+            raise ValueError("a pipeline's last step must be run_body")
+        self.audit = audit
+        self.redactor = redactor
+        self.steps = tuple(steps)
+
+    async def run(self, binding: Binding, arguments: dict[str, Any]) -> Any:
+        """Run one call of ``binding`` through every step."""
+        call = Call(binding, arguments, dict(arguments))
+
+        def at(index: int) -> Proceed:
+            async def proceed() -> Any:
+                return await self.steps[index](self, call, at(index + 1))
+
+            return proceed
+
+        return await at(0)()
+
+    def bind(
+        self,
+        module: ToolModule,
+        tool: ToolSpec | DynamicTool,
+        *,
+        module_key: str,
+        tool_name: str,
+    ) -> Tool:
+        """The FastMCP tool for one ``@tool`` method or ``DynamicTool`` of a module instance."""
+        if isinstance(tool, DynamicTool):
+            return self._bind_dynamic(module, tool, module_key=module_key, tool_name=tool_name)
+        return self._bind_method(module, tool, module_key=module_key, tool_name=tool_name)
+
+    def _bind_method(
+        self, module: ToolModule, spec: ToolSpec, *, module_key: str, tool_name: str
+    ) -> Tool:
+        method = getattr(type(module), spec.method)
+        bound = getattr(module, spec.method)
+        hints = typing.get_type_hints(method, include_extras=True)
+        signature = inspect.signature(method)
+        params = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in list(signature.parameters.values())[1:]
+        ]
+        returns = hints.get("return", Any)
+
+        async def body(arguments: dict[str, Any]) -> Any:
+            result = bound(**arguments)
+            return await result if inspect.isawaitable(result) else result
+
+        binding = Binding(
+            module_key=module_key,
+            tool_name=tool_name,
+            mode=spec.mode,
+            agent_ctx=module.agent_ctx,
+            body=body,
+            scrub=self.redactor.result_scrubber(returns),
+            scopes=scope_rules(module, params),
+            defaults={p.name: p.default for p in params if p.default is not _EMPTY},
+        )
+
+        async def call_tool(**arguments: Any) -> Any:
+            return await self.run(binding, arguments)
+
+        call_tool.__name__ = call_tool.__qualname__ = tool_name
+        call_tool.__doc__ = inspect.getdoc(method)
+        call_tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=params, return_annotation=hints.get("return", inspect.Signature.empty)
+        )
+        call_tool.__annotations__ = {p.name: p.annotation for p in params}
+        if "return" in hints:
+            call_tool.__annotations__["return"] = hints["return"]
+        return Tool.from_function(call_tool, name=tool_name, annotations=_annotations(spec.mode))
+
+    def _bind_dynamic(
+        self, module: ToolModule, dynamic: DynamicTool, *, module_key: str, tool_name: str
+    ) -> Tool:
+        binding = Binding(
+            module_key=module_key,
+            tool_name=tool_name,
+            mode=dynamic.mode,
+            agent_ctx=module.agent_ctx,
+            body=dynamic.call,
+            scrub=self.redactor.result_scrubber(Any),
+        )
+
+        async def call_tool(arguments: dict[str, Any]) -> Any:
+            return await self.run(binding, dict(arguments))
+
+        return PipelineTool(
+            name=tool_name,
+            description=dynamic.description,
+            parameters=dict(dynamic.parameters),
+            annotations=_annotations(dynamic.mode),
+            guarded=call_tool,
+        )
+
+
+class PipelineTool(Tool):
+    """A FastMCP tool with an explicit JSON schema whose calls go through the pipeline."""
+
+    guarded: SkipJsonSchema[Callable[[dict[str, Any]], Awaitable[Any]]]
+
+    async def run(self, arguments: dict[str, Any]) -> ToolResult:
+        return self.convert_result(await self.guarded(arguments))
+
+
+def _annotations(mode: ToolMode) -> ToolAnnotations:
+    return ToolAnnotations(read_only_hint=mode == "read", open_world_hint=False)
+
+
+def _scope_marker(annotation: Any) -> tuple[Scoped, bool] | None:
+    """The ``Scoped`` marker of a parameter and whether it scopes each item of a list.
+
+    Found also inside ``X | None`` and other unions. A bare ``Scoped`` (the class) is the same as
+    ``Scoped()``: the module's own ``scoping``.
+    """
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        inner, *metadata = get_args(annotation)
+        each = get_origin(inner) in (list, tuple)
+        for meta in metadata:
+            if meta is Scoped:
+                return Scoped(), each
+            if isinstance(meta, Scoped):
+                return meta, each
+        return None
+    if origin in (typing.Union, types.UnionType):
+        for arg in get_args(annotation):
+            found = _scope_marker(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def scope_rules(module: ToolModule, params: Sequence[inspect.Parameter]) -> dict[str, ScopeRule]:
+    """Parameter name -> how it is scoped; a strategy name the module lacks is an error."""
+    named = module.scope_strategies()
+    found: dict[str, ScopeRule] = {}
+    for param in params:
+        marked = _scope_marker(param.annotation)
+        if marked is None:
+            continue
+        marker, each = marked
+        if marker.strategy is None:
+            if module.scoping is None:
+                raise TypeError(
+                    f"{type(module).__name__} has Scoped parameters but no scoping strategy"
+                )
+            found[param.name] = ScopeRule(module.scoping, each)
+        elif marker.strategy in named:
+            found[param.name] = ScopeRule(named[marker.strategy], each)
+        else:
+            raise TypeError(
+                f"{type(module).__name__}.{param.name}: no scope strategy named "
+                f"{marker.strategy!r} (scope_strategies() has {sorted(named)})"
+            )
+    return found
