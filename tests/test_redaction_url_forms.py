@@ -10,7 +10,7 @@ from scoped_mcp.redaction import Redactor
 
 
 def test_a_url_credentials_password_is_scrubbed_in_every_form_it_is_sent() -> None:
-    """A URL credential with ``user:password@`` is sent as HTTP Basic (``BrokerAuth``): the
+    """A URL credential with ``user:password@`` is sent as HTTP Basic (``CredentialAuth``): the
     password alone, percent-encoded, and the Basic header value are scrubbed, not only the URL."""
     password = "pw-" + secrets.token_hex(8) + "/+"
     redactor = Redactor()

@@ -283,6 +283,14 @@ def test_allowlist_accepts_only_listed_values() -> None:
         scope.apply("OPS", AGENT)
 
 
+def test_allowlist_refusal_words_the_refusal_in_the_modules_terms() -> None:
+    """``refusal=`` replaces the default wording; the value is still never echoed."""
+    scope = Allowlist(["f1"], refusal="folder is not one this agent may read")
+    with pytest.raises(ScopeViolation) as info:
+        scope.apply("other-folder", AGENT)
+    assert info.value.message == "folder is not one this agent may read"
+
+
 def test_empty_allowlist_refuses_everything() -> None:
     """An empty allowlist fails closed."""
     with pytest.raises(ScopeViolation):

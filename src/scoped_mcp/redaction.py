@@ -61,7 +61,7 @@ def encodings(secret: str) -> set[str]:
 def userinfo_secrets(secret: str) -> list[str]:
     """The password of a URL with ``user:password@`` and the ``user:password`` pair, decoded.
 
-    A module may send them on their own (``BrokerAuth`` turns them into HTTP Basic, whose value
+    A module may send them on their own (``CredentialAuth`` turns them into HTTP Basic, whose value
     is the pair in base64), and a server may echo them; neither is a form of the whole URL.
     """
     if "@" not in secret or "://" not in secret:

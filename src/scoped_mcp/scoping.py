@@ -183,15 +183,22 @@ class PerAgentFile(ScopeStrategy):
 
 
 class Allowlist(ScopeStrategy):
-    """Accepts only values from a fixed set given by the operator (rooms, recipients, buckets)."""
+    """Accepts only values from a fixed set given by the operator (rooms, recipients, buckets).
 
-    def __init__(self, allowed: Iterable[str], *, what: str = "value") -> None:
+    The refusal reads "{what} is not in this agent's allowlist", or ``refusal`` when given (a
+    module that words its refusals in its backend's terms).
+    """
+
+    def __init__(
+        self, allowed: Iterable[str], *, what: str = "value", refusal: str | None = None
+    ) -> None:
         self.allowed = frozenset(allowed)
         self.what = what
+        self.refusal = refusal or f"{what} is not in this agent's allowlist"
 
     def apply(self, value: str, agent_ctx: AgentContext) -> str:
         if not isinstance(value, str) or value not in self.allowed:
-            raise ScopeViolation(f"{self.what} is not in this agent's allowlist")
+            raise ScopeViolation(self.refusal)
         return value
 
 

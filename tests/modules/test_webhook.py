@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from scoped_mcp.errors import BackendError, InvalidArgument, ManifestError
-from scoped_mcp.modules._http import PLACEHOLDER_ORIGIN, _retarget, retry_after
 from tests.services import hostile
 from tests.services.checks import assert_clean, failure
 from tests.services.fake_http import Reply, serve_http
@@ -101,41 +99,3 @@ def test_payload_shapes_differ_only_by_service() -> None:
         "slack",
         "discord",
     )
-
-
-def test_retry_after_accepts_seconds_and_http_dates_only() -> None:
-    """Retry-After is read as delta-seconds or an HTTP-date (capped at a day); anything else is
-    ignored rather than repeated."""
-    now = 1_700_000_000.0
-    date = "Tue, 14 Nov 2023 22:13:40 GMT"  # now + 20 s
-    assert retry_after("17") == 17
-    assert retry_after(date, now=now) == 20
-    assert retry_after("99999999") == 86_400
-    assert retry_after("Bearer tk_secret") is None
-    assert retry_after("-5") is None
-    assert retry_after(None) is None
-
-
-@pytest.mark.parametrize(
-    ("base", "path", "expected"),
-    [
-        ("https://hooks.example/services/T/B/x", "/", "https://hooks.example/services/T/B/x"),
-        (
-            "https://h.example/api/webhooks/1/t?wait=true",
-            "/",
-            "https://h.example/api/webhooks/1/t?wait=true",
-        ),
-        ("http://[::1]:8448/prefix/", "/_matrix/a%23b", "http://[::1]:8448/prefix/_matrix/a%23b"),
-        ("https://u:p@ntfy.example/?auth=q", "/?x=1", "https://ntfy.example/?auth=q&x=1"),
-    ],
-)
-def test_requests_are_retargeted_onto_the_credential_url(
-    base: str, path: str, expected: str
-) -> None:
-    """The placeholder request is moved onto the configured URL: its path prefix and query kept,
-    percent-encoding preserved, user info removed, Host header rewritten."""
-    client = httpx.Client(base_url=PLACEHOLDER_ORIGIN)
-    request = client.build_request("POST", path)
-    _retarget(request, base, "KEY")
-    assert str(request.url) == expected
-    assert request.headers["Host"] == httpx.URL(expected).netloc.decode()

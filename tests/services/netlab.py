@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from scoped_mcp.modules._netpolicy import IPAddress
+from scoped_mcp.net.policy import IPAddress
 from tests.services.fake_http import Recorded, Reply
 
 

@@ -1,7 +1,7 @@
 """The shared webhook poster behind ``slack_webhook`` and ``discord_webhook``.
 
 A webhook URL is both the address and the credential: whoever has it can post to the channel. It
-is held by the broker and attached by ``BrokerAuth`` inside the request, so this code and the
+is held by the broker and attached by ``CredentialAuth`` inside the request, so this code and the
 agent never see it, and it never appears in a result or error (errors carry the status and, at
 most, an error code from the service's fixed vocabulary). One webhook is one channel, so the tool
 takes only the message. Subclasses supply the payload shape, their length limit and their error
@@ -15,13 +15,12 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from scoped_mcp.errors import InvalidArgument
-from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
-from scoped_mcp.modules._base import ToolModule
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text
+from scoped_mcp.net.client import HttpConfig, Response
 
 
-class WebhookConfig(_http.HttpConfig):
+class WebhookConfig(HttpConfig):
     """Settings every webhook module has; subclasses bound ``max_chars`` by their service."""
 
     max_chars: int = Field(gt=0, description="Longest message accepted.")
@@ -31,26 +30,11 @@ class WebhookConfig(_http.HttpConfig):
     )
 
 
-class WebhookModule(ToolModule):
+class WebhookModule(HttpModule):
     """Posts one message per call to the webhook URL held in credential ``url_key``."""
 
-    url_key: ClassVar[str]
-    service: ClassVar[str]
     hard_limit: ClassVar[int]
     config: WebhookConfig
-
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: WebhookConfig) -> None:
-        super().__init__(agent_ctx, credentials, config)
-        auth = _http.BrokerAuth(credentials, url_key=self.url_key)
-        self._http = _http.HttpService(self.service, auth, config)
-
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first send)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     def max_chars(self) -> int:
         """The configured message limit, never above the service's own."""
@@ -69,7 +53,7 @@ class WebhookModule(ToolModule):
         """The JSON body for ``message``."""
         raise NotImplementedError
 
-    def error_code(self, answer: _http.Response) -> str | None:
+    def error_code(self, answer: Response) -> str | None:
         """An error code from the service's fixed vocabulary found in ``answer``, if any."""
         return None
 

@@ -11,9 +11,9 @@ from typing import Any, Final
 
 from pydantic import Field
 
-from scoped_mcp.modules import _http
 from scoped_mcp.modules._base import tool
 from scoped_mcp.modules._webhook import WebhookConfig, WebhookModule
+from scoped_mcp.net.client import Response
 
 DISCORD_CONTENT_LIMIT: Final = 2000
 MAX_ERROR_CODE: Final = 999_999
@@ -62,7 +62,7 @@ class DiscordWebhookModule(WebhookModule):
             payload["username"] = self.agent_ctx.expand(self.config.username)[:80]
         return payload
 
-    def error_code(self, answer: _http.Response) -> str | None:
+    def error_code(self, answer: Response) -> str | None:
         body = answer.json()
         code = body.get("code") if isinstance(body, dict) else None
         if isinstance(code, int) and not isinstance(code, bool) and 0 < code <= MAX_ERROR_CODE:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import (
     BackendError,
     ConfigError,
@@ -30,6 +31,7 @@ from scoped_mcp.errors import (
     ScopeViolation,
     ToolCallError,
 )
+from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.scoping import PrefixScope, ScopedStr
@@ -84,7 +86,9 @@ class FilesystemModule(ToolModule):
     config_model = FilesystemConfig
     config: FilesystemConfig
 
-    def __init__(self, agent_ctx: Any, credentials: Any, config: FilesystemConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: FilesystemConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._base = Path(config.base_path)
         self._root = self.scoping.root_parts(agent_ctx)

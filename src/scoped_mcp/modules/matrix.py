@@ -1,9 +1,10 @@
 """matrix module: ``matrix_send`` posts a text message to a room on the operator's allowlist.
 
-* Rooms: the agent names a room exactly as the allowlist does (a room id ``!x:server`` or an alias
-  ``#x:server``). An alias is resolved once through the client-server API
-  (``GET /_matrix/client/v3/directory/room/{alias}``) and the room id cached for the life of the
-  process, so a later change of the alias does not move the agent to another room.
+* Rooms: the agent names a room exactly as the allowlist does (a room id ``!x:server`` or an
+  alias ``#x:server``); the ``rooms`` strategy checks it before the body runs. An alias is
+  resolved once through the client-server API (``GET /_matrix/client/v3/directory/room/{alias}``)
+  and the room id cached for the life of the process, so a later change of the alias does not
+  move the agent to another room.
 * Unencrypted rooms only: before each send the room's ``m.room.encryption`` state is read, and an
   encrypted room is refused (this module has no end-to-end encryption, and a plaintext message in
   an encrypted room would be shown as unverified).
@@ -12,7 +13,8 @@
   ``idempotency_key`` the transaction id is derived from (agent, room, key), so a repeated call is
   the same transaction and the homeserver returns the first event instead of posting again;
   without one it is random.
-* ``MATRIX_HOMESERVER`` and ``MATRIX_ACCESS_TOKEN`` are attached by ``BrokerAuth`` in the request.
+* ``MATRIX_HOMESERVER`` and ``MATRIX_ACCESS_TOKEN`` are attached by ``CredentialAuth`` in the
+  request.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import quote
 
 import anyio
 from pydantic import Field, field_validator
 
-from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
+from scoped_mcp.credentials.view import CredentialView
+from scoped_mcp.errors import BackendError, InvalidArgument
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text
+from scoped_mcp.net.client import HttpConfig, Response, safe_code
+from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 API: Final = "/_matrix/client/v3"
 ROOM_ID: Final = re.compile(r"![^\s:]{1,200}:[A-Za-z0-9.:\[\]-]{1,255}")
@@ -51,7 +57,7 @@ MAX_EVENT_BYTES: Final = 60_000
 """Matrix caps a whole event at 65,536 bytes; this leaves room for the envelope."""
 
 
-class MatrixConfig(_http.HttpConfig):
+class MatrixConfig(HttpConfig):
     """``modules.matrix.config``."""
 
     rooms: list[str] = Field(
@@ -81,45 +87,40 @@ def transaction_id(agent_id: str, room_id: str, idempotency_key: str | None) -> 
     return "smcp." + hashlib.sha256(material).hexdigest()[:40]
 
 
-class MatrixModule(ToolModule):
+class MatrixModule(HttpModule):
     """Post messages to the Matrix rooms the operator allows."""
 
     name = "matrix"
     required_credentials = ("MATRIX_HOMESERVER", "MATRIX_ACCESS_TOKEN")
     config_model = MatrixConfig
     config: MatrixConfig
+    service = "matrix"
+    url_key = "MATRIX_HOMESERVER"
+    token_key = "MATRIX_ACCESS_TOKEN"  # noqa: S105 - the credential's name, not its value
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: MatrixConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: MatrixConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
-        self._allowed = frozenset(config.rooms)
-        auth = _http.BrokerAuth(
-            credentials,
-            url_key="MATRIX_HOMESERVER",
-            token_key="MATRIX_ACCESS_TOKEN",  # noqa: S106 - the credential's name, not its value
-        )
-        self._http = _http.HttpService("matrix", auth, config)
         self._room_ids: dict[str, str] = {}
         self._resolving = anyio.Lock()
 
-    async def startup(self) -> None:
-        """Open the HTTP client; aliases are resolved on first use, not here."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``rooms``: exactly the room ids and aliases the manifest lists."""
+        return {"rooms": Allowlist(self.config.rooms, what="room")}
 
     @tool(mode="write")
     async def send(
-        self, room: str, message: str, idempotency_key: str | None = None
+        self,
+        room: Annotated[str, Scoped("rooms")],
+        message: str,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """Post a text message to an allowed Matrix room (room id or alias, as configured).
 
         Pass an idempotency_key (letters, digits, . _ ~ -) to make a retry safe: the same key
         for the same room never posts twice. Only unencrypted rooms are supported.
         """
-        if not isinstance(room, str) or room not in self._allowed:
-            raise ScopeViolation("room is not in this agent's allowlist")
         check_text(message, "message", max_bytes=self.config.max_message_bytes)
         if idempotency_key is not None and not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
             raise InvalidArgument("idempotency_key must be 1-128 of A-Z a-z 0-9 . _ ~ -")
@@ -131,9 +132,7 @@ class MatrixModule(ToolModule):
         answer = await self._http.call("PUT", path, content)
         self._check(answer)
         body = answer.json()
-        event_id = (
-            _http.safe_code(body.get("event_id"), EVENT_ID) if isinstance(body, dict) else None
-        )
+        event_id = safe_code(body.get("event_id"), EVENT_ID) if isinstance(body, dict) else None
         if event_id is None:
             raise BackendError("matrix: the homeserver's answer has no valid event_id")
         return {"room": room, "event_id": event_id}
@@ -148,7 +147,7 @@ class MatrixModule(ToolModule):
                 self._check(answer)
                 body = answer.json()
                 found = body.get("room_id") if isinstance(body, dict) else None
-                room_id = _http.safe_code(found, ROOM_ID)
+                room_id = safe_code(found, ROOM_ID)
                 if room_id is None:
                     raise BackendError("matrix: the alias did not resolve to a valid room id")
                 self._room_ids[room] = room_id
@@ -165,7 +164,7 @@ class MatrixModule(ToolModule):
             "the room is end-to-end encrypted; matrix_send posts only to unencrypted rooms"
         )
 
-    def _check(self, answer: _http.Response) -> None:
+    def _check(self, answer: Response) -> None:
         if not answer.ok:
             raise self._http.error(answer, code=_errcode(answer))
 
@@ -175,7 +174,7 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _errcode(answer: _http.Response) -> str | None:
+def _errcode(answer: Response) -> str | None:
     body = answer.json()
     code = body.get("errcode") if isinstance(body, dict) else None
     return code if isinstance(code, str) and code in ERRCODES else None

@@ -5,7 +5,7 @@ identity; the tool has no topic parameter, so the agent cannot reach another top
 capped at ``max_priority``, and title, message, tags and click action are held to ntfy's documented
 limits (message 4,096 bytes, title 1 KB, all tags 512 bytes) before anything is sent. The server
 URL (``NTFY_URL``, which may carry credentials) and the optional bearer token (``NTFY_TOKEN``) are
-attached by ``BrokerAuth`` inside the request and never seen by this code.
+attached by ``CredentialAuth`` inside the request and never seen by this code.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BeforeValidator, Field, field_validator
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument, ManifestError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
 from scoped_mcp.modules._notify import check_text, check_web_url
+from scoped_mcp.net.client import HttpConfig, safe_code
 
 PriorityName = Literal["min", "low", "default", "high", "urgent", "max"]
 PRIORITIES: Final = {"min": 1, "low": 2, "default": 3, "high": 4, "urgent": 5, "max": 5}
@@ -42,7 +44,7 @@ def _priority_number(value: Any) -> Any:
 PriorityLevel = Annotated[int, BeforeValidator(_priority_number), Field(ge=1, le=5)]
 
 
-class NtfyConfig(_http.HttpConfig):
+class NtfyConfig(HttpConfig):
     """``modules.ntfy.config``."""
 
     topic: str = Field(
@@ -93,7 +95,7 @@ def _check_tags(tags: list[str] | None) -> list[str]:
     return tags
 
 
-class NtfyModule(ToolModule):
+class NtfyModule(HttpModule):
     """Send push notifications to this agent's own ntfy topic."""
 
     name = "ntfy"
@@ -101,25 +103,16 @@ class NtfyModule(ToolModule):
     optional_credentials = ("NTFY_TOKEN",)
     config_model = NtfyConfig
     config: NtfyConfig
+    service = "ntfy"
+    url_key = "NTFY_URL"
+    token_key = "NTFY_TOKEN"  # noqa: S105 - the credential's name, not its value
+    token_optional = True
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: NtfyConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: NtfyConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._topic = expand_topic(config.topic, agent_ctx)
-        auth = _http.BrokerAuth(
-            credentials,
-            url_key="NTFY_URL",
-            token_key="NTFY_TOKEN",  # noqa: S106 - the credential's name, not its value
-            token_optional=True,
-        )
-        self._http = _http.HttpService("ntfy", auth, config)
-
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first send)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
 
     @tool(mode="write")
     async def send(
@@ -151,9 +144,7 @@ class NtfyModule(ToolModule):
             "priority_lowered": level < wanted,
         }
         body = answer.json()
-        message_id = (
-            _http.safe_code(body.get("id"), _MESSAGE_ID) if isinstance(body, dict) else None
-        )
+        message_id = safe_code(body.get("id"), _MESSAGE_ID) if isinstance(body, dict) else None
         if message_id:
             result["id"] = message_id
         return result

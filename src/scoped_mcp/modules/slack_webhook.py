@@ -12,9 +12,9 @@ from typing import Any, Final
 
 from pydantic import Field
 
-from scoped_mcp.modules import _http
 from scoped_mcp.modules._base import tool
 from scoped_mcp.modules._webhook import WebhookConfig, WebhookModule, refuse_if_longer
+from scoped_mcp.net.client import Response, safe_code
 
 SLACK_TEXT_LIMIT: Final = 40_000
 ERROR_CODES: Final = frozenset(
@@ -69,6 +69,6 @@ class SlackWebhookModule(WebhookModule):
         why = "once &, < and > are escaped"
         return {"text": refuse_if_longer(escape(message), SLACK_TEXT_LIMIT, why)}
 
-    def error_code(self, answer: _http.Response) -> str | None:
-        code = _http.safe_code(answer.body.decode("utf-8", "replace").strip(), _CODE)
+    def error_code(self, answer: Response) -> str | None:
+        code = safe_code(answer.body.decode("utf-8", "replace").strip(), _CODE)
         return code if code in ERROR_CODES else None

@@ -4,7 +4,8 @@
   subject and body. Recipients must be bare addresses that match ``allowed_recipients`` (exact
   addresses, or ``@domain`` for every address at exactly that domain), at most
   ``max_recipients`` of them. A local part with ``%`` or ``!`` (routing syntax MTAs may rewrite
-  to another domain) needs an exact entry.
+  to another domain) needs an exact entry. The ``recipients`` strategy (``RecipientScope``)
+  checks every address before the body runs.
 * No header can be injected: addresses must match a strict dot-atom syntax (no display names,
   quotes, commas, spaces or line breaks) and the subject may hold no control character.
 * Transport security is the operator's choice: ``starttls`` (required, not opportunistic),
@@ -24,20 +25,21 @@ import ipaddress
 import logging
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, make_msgid
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, InvalidArgument, ModuleLoadError, ScopeViolation
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.modules._notify import check_text
+from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 try:
     import aiosmtplib
@@ -134,6 +136,32 @@ class SmtpConfig(BaseModel):
         return entries
 
 
+class RecipientScope(ScopeStrategy):
+    """Accepts a bare address with an exact entry, or one at an ``@domain`` entry's domain.
+
+    Returns the address normalized (domain lower-cased). Under a domain entry a local part with
+    ``%`` or ``!`` is refused: Postfix and sendmail rewrite ``user%host@domain`` and
+    ``host!user@domain`` to another host, so a domain entry must not open every domain behind it.
+    """
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        entries = list(entries)
+        self._exact = frozenset(e.lower() for e in entries if e[0] != "@")
+        self._domains = Allowlist((e[1:] for e in entries if e[0] == "@"), what="a recipient")
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        address = normalize_address(value, "a recipient")
+        if address.lower() in self._exact:
+            return address
+        local, domain = address.rsplit("@", 1)
+        self._domains.apply(domain, agent_ctx)
+        if any(c in local for c in _ROUTING):
+            raise ScopeViolation(
+                "a recipient with '%' or '!' (mail routing) needs an exact allowlist entry"
+            )
+        return address
+
+
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals; names are not resolved."""
     if host.lower().rstrip(".") == "localhost":
@@ -151,13 +179,16 @@ class SmtpModule(ToolModule):
     required_credentials = ("SMTP_HOST", "SMTP_PORT", "SMTP_USER", "SMTP_PASSWORD")
     config_model = SmtpConfig
     config: SmtpConfig
-    credentials: ModuleCredentials
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: SmtpConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: SmtpConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
-        self._exact = frozenset(e.lower() for e in config.allowed_recipients if e[0] != "@")
-        self._domains = frozenset(e[1:] for e in config.allowed_recipients if e[0] == "@")
         self._tls_context: ssl.SSLContext | None = None
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``recipients``: the addresses and ``@domain`` entries of ``allowed_recipients``."""
+        return {"recipients": RecipientScope(self.config.allowed_recipients)}
 
     async def startup(self) -> None:
         """Build the TLS context (reading ``ca_file``); no connection is made until a send."""
@@ -173,7 +204,9 @@ class SmtpModule(ToolModule):
             ) from exc
 
     @tool(mode="write")
-    async def send(self, to: list[str], subject: str, body: str) -> dict[str, Any]:
+    async def send(
+        self, to: Annotated[list[str], Scoped("recipients")], subject: str, body: str
+    ) -> dict[str, Any]:
         """Send a plain-text e-mail to allowed recipients (bare addresses, no display names).
 
         The sender is fixed by the operator. Subject: one line; body: plain text.
@@ -186,24 +219,13 @@ class SmtpModule(ToolModule):
         return {"sent": True, "recipients": recipients, "message_id": message["Message-ID"]}
 
     def _recipients(self, to: list[str]) -> list[str]:
+        """The scoped recipients, each once (any case), at most ``max_recipients``."""
         if not isinstance(to, list) or not to:
             raise InvalidArgument("to must list at least one recipient")
         recipients: list[str] = []
-        for value in to:
-            address = normalize_address(value, "a recipient")
-            if address.lower() in (r.lower() for r in recipients):
-                continue
-            local, domain = address.rsplit("@", 1)
-            if address.lower() not in self._exact:
-                if domain not in self._domains:
-                    raise ScopeViolation("a recipient is not in this agent's allowlist")
-                if any(c in local for c in _ROUTING):
-                    # Postfix and sendmail rewrite user%host@domain and host!user@domain to
-                    # another host: a domain entry must not open every domain behind it.
-                    raise ScopeViolation(
-                        "a recipient with '%' or '!' (mail routing) needs an exact allowlist entry"
-                    )
-            recipients.append(address)
+        for address in to:
+            if address.lower() not in (r.lower() for r in recipients):
+                recipients.append(address)
         if len(recipients) > self.config.max_recipients:
             raise InvalidArgument(f"at most {self.config.max_recipients} recipients")
         return recipients

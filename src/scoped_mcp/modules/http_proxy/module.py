@@ -1,13 +1,15 @@
 """http_proxy module: HTTP calls to the named services the manifest lists, and nowhere else.
 
-The agent names a service and gives a path relative to it; it never gives a URL. Every request:
+The agent names a service (``Scoped("services")``: one the manifest lists, checked before the
+body runs) and gives a path relative to it; it never gives a URL. Every request:
 
 * is built from the service's fixed origin and base path plus the checked, re-encoded path
-  (``_proxy_rules``), under one of the service's path prefixes, with an allowed method;
-* connects only to an address the network policy accepts (``_netpolicy``), resolved once and
-  pinned for the connection (``_pinned``), so DNS rebinding and internal addresses are out;
+  (``rules``), under one of the service's path prefixes, with an allowed method;
+* connects only to an address the network policy accepts (``net.policy``), resolved once and
+  pinned for the connection (``net.pinned``), so DNS rebinding and internal addresses are out;
 * carries the service's credential, if any, added by the broker inside the request flow
-  (``ServiceAuth``): neither this code nor the agent holds it, and it is scrubbed from results;
+  (``net.auth.CredentialAuth``): neither this code nor the agent holds it, and it is scrubbed
+  from results;
 * follows a redirect only to the same service and an allowed path, up to ``max_redirects``;
 * has its request body capped by ``max_request_bytes`` and its response by ``max_response_bytes``;
   only allowlisted request and response headers pass.
@@ -22,53 +24,27 @@ import base64
 import json
 import logging
 import ssl
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Final
 
 import httpx
 
-from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ConfigError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http, _netpolicy
-from scoped_mcp.modules import _proxy_rules as rules
 from scoped_mcp.modules._base import ToolModule, tool
-from scoped_mcp.modules._pinned import PinnedTransport
-from scoped_mcp.modules._proxy_config import HttpProxyConfig, Target
+from scoped_mcp.modules.http_proxy import rules
+from scoped_mcp.modules.http_proxy.config import HttpProxyConfig, Target
+from scoped_mcp.net.auth import CredentialAuth
+from scoped_mcp.net.client import Response, make_client, request
+from scoped_mcp.net.pinned import PinnedTransport
+from scoped_mcp.net.policy import IPAddress, Resolver, SystemResolver, resolve_checked
+from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 _log = logging.getLogger(__name__)
 
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 QueryParams = dict[str, str | int | float | bool]
-
-
-class ServiceAuth(httpx.Auth):
-    """Adds one service's credential header from the broker while the request is sent."""
-
-    def __init__(
-        self, credentials: ModuleCredentials, *, key: str, header: str, scheme: str | None
-    ) -> None:
-        self._credentials = credentials
-        self._key = key
-        self._header = header
-        self._scheme = scheme
-
-    def __repr__(self) -> str:
-        return f"ServiceAuth(key={self._key!r}, header={self._header!r})"
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        raise RuntimeError("ServiceAuth works with httpx.AsyncClient only")
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._credentials.use(self._key) as secret:
-            value = secret.text()
-            request.headers[self._header] = f"{self._scheme} {value}" if self._scheme else value
-        try:
-            yield request
-        finally:
-            request.headers.pop(self._header, None)
 
 
 class HttpProxyModule(ToolModule):
@@ -81,14 +57,13 @@ class HttpProxyModule(ToolModule):
     def __init__(
         self,
         agent_ctx: AgentContext,
-        credentials: Any,
+        credentials: CredentialView,
         config: HttpProxyConfig,
         *,
-        resolver: _netpolicy.Resolver | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         super().__init__(agent_ctx, credentials, config)
-        self.resolver: _netpolicy.Resolver = resolver or _netpolicy.SystemResolver()
-        self._view: ModuleCredentials = credentials
+        self.resolver: Resolver = resolver or SystemResolver()
         self._targets = {name: Target.build(name, s) for name, s in config.services.items()}
         self._clients: dict[str, httpx.AsyncClient] = {}
 
@@ -97,6 +72,12 @@ class HttpProxyModule(ToolModule):
         """Every ``auth.key`` the services name; all are required."""
         keys = {s.auth.key for s in config.services.values() if s.auth is not None}
         return sorted(keys), ()
+
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``services``: the names under ``config.services``."""
+        names = ", ".join(sorted(self._targets))
+        refusal = f"service is not in this agent's allowlist (services: {names})"
+        return {"services": Allowlist(self._targets, refusal=refusal)}
 
     async def startup(self) -> None:
         """Open one pinned client per service (no connection is made until the first call)."""
@@ -109,9 +90,9 @@ class HttpProxyModule(ToolModule):
                 )
             auth: httpx.Auth = httpx.Auth()
             if spec.auth is not None:
-                auth = ServiceAuth(
-                    self._view,
-                    key=spec.auth.key,
+                auth = CredentialAuth(
+                    self.credentials,
+                    token_key=spec.auth.key,
                     header=spec.auth.header,
                     scheme=spec.auth.scheme,
                 )
@@ -119,7 +100,7 @@ class HttpProxyModule(ToolModule):
             if spec.ca_file is not None:
                 verify = _ca_context(name, str(spec.ca_file))
             transport = PinnedTransport(self._resolver_for(target), service=name, verify=verify)
-            self._clients[name] = _http.make_client(auth, self.config, transport=transport)
+            self._clients[name] = make_client(auth, self.config, transport=transport)
 
     async def shutdown(self) -> None:
         """Close every client."""
@@ -128,8 +109,8 @@ class HttpProxyModule(ToolModule):
             await client.aclose()
 
     def _resolver_for(self, target: Target) -> Any:
-        async def resolve(host: str, port: int) -> _netpolicy.IPAddress:
-            return await _netpolicy.resolve_checked(
+        async def resolve(host: str, port: int) -> IPAddress:
+            return await resolve_checked(
                 host,
                 port,
                 resolver=self.resolver,
@@ -142,7 +123,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="read")
     async def get(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         params: QueryParams | None = None,
@@ -160,7 +141,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def post(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         body: str | None = None,
@@ -181,7 +162,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def put(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         body: str | None = None,
@@ -202,7 +183,7 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def delete(
         self,
-        service: str,
+        service: Annotated[str, Scoped("services")],
         path: str,
         *,
         params: QueryParams | None = None,
@@ -214,10 +195,7 @@ class HttpProxyModule(ToolModule):
         )
 
     def _target(self, service: str, method: str) -> Target:
-        target = self._targets.get(service) if isinstance(service, str) else None
-        if target is None:
-            names = ", ".join(sorted(self._targets))
-            raise ScopeViolation(f"service is not in this agent's allowlist (services: {names})")
+        target = self._targets[service]  # a name the services strategy accepted
         if method not in target.methods:
             raise ScopeViolation(f"{service}: method {method} is not allowed for this service")
         return target
@@ -273,7 +251,7 @@ class HttpProxyModule(ToolModule):
         if client is None:
             raise RuntimeError("http_proxy used before startup()")
         for _ in range(self.config.max_redirects + 1):
-            answer = await _http.request(
+            answer = await request(
                 client, method, url, self.config, service=target.name, content=body,
                 headers=headers,
             )  # fmt: skip
@@ -325,7 +303,7 @@ def _redirect_target(target: Target, current: str, location: str) -> str:
     return target.url(segments, trailing, query)
 
 
-def _result(target: Target, answer: _http.Response) -> dict[str, Any]:
+def _result(target: Target, answer: Response) -> dict[str, Any]:
     result: dict[str, Any] = {
         "status": answer.status,
         "headers": rules.response_headers(

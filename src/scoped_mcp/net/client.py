@@ -8,8 +8,8 @@ Invariants a module gets by using ``make_client`` and ``request``:
   hold a call open.
 * A response is read as a stream and abandoned past ``max_response_bytes``.
 * The base URL and the bearer token come from the credential broker inside the request flow
-  (``BrokerAuth``): the module builds requests against a placeholder origin and never holds either
-  value. The broker's plaintext exists only while the request is being prepared.
+  (``auth.CredentialAuth``): the module builds requests against a placeholder origin and never
+  holds either value. The broker's plaintext exists only while the request is being prepared.
 * Failures become a short ``BackendError`` with the status code (and ``Retry-After`` for 429),
   never a response body, an exception text or a URL: a server that echoes the token or the webhook
   URL back cannot make us repeat it.
@@ -20,13 +20,12 @@ without HTTP modules never loads httpx.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import math
 import re
 import socket
 import time
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -35,19 +34,11 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from scoped_mcp import __version__
-from scoped_mcp.credentials.view import ModuleCredentials
-from scoped_mcp.errors import BackendError, ModuleLoadError
-
-try:
-    import httpx
-except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
-    raise ModuleLoadError(
-        "this module needs httpx, which is not installed",
-        fix="pip install 'scoped-mcp[http]'",
-    ) from exc
+from scoped_mcp.errors import BackendError
+from scoped_mcp.net._httpx import httpx
 
 PLACEHOLDER_ORIGIN: Final = "http://broker.invalid"
-"""Requests are built against this origin; ``BrokerAuth`` swaps in the real one."""
+"""Requests are built against this origin; ``auth.CredentialAuth`` swaps in the real one."""
 MAX_RETRY_AFTER: Final = 86_400
 _RETRY_SECONDS: Final = re.compile(r"[0-9]{1,9}")
 
@@ -91,89 +82,6 @@ class Response:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
-
-
-class BrokerAuth(httpx.Auth):
-    """Points each request at the credential-held base URL and adds the bearer token, if any.
-
-    ``url_key`` names the credential holding the base URL (for webhooks, the whole URL).
-    ``token_key`` names a bearer token, required unless ``token_optional``; ``scheme`` is the
-    Authorization scheme it is sent with (InfluxDB wants ``Token``). A URL with
-    ``user:password@`` sends them as HTTP Basic credentials instead (unless a token is set). Only
-    http and https URLs are used.
-    """
-
-    def __init__(
-        self,
-        credentials: ModuleCredentials,
-        *,
-        url_key: str,
-        token_key: str | None = None,
-        token_optional: bool = False,
-        scheme: str = "Bearer",
-    ) -> None:
-        self._credentials = credentials
-        self._url_key = url_key
-        self._token_key = token_key
-        self._token_optional = token_optional
-        self._scheme = scheme
-
-    def __repr__(self) -> str:
-        return f"BrokerAuth(url_key={self._url_key!r}, token_key={self._token_key!r})"
-
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        raise RuntimeError("BrokerAuth works with httpx.AsyncClient only")
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        async with self._credentials.use(self._url_key) as base:
-            basic = _retarget(request, base.text(), self._url_key)
-        if await self._has_token():
-            assert self._token_key is not None
-            async with self._credentials.use(self._token_key) as token:
-                request.headers["Authorization"] = f"{self._scheme} {token.text()}"
-        elif basic is not None:
-            request.headers["Authorization"] = basic
-        try:
-            yield request
-        finally:
-            # The request object outlives the call in tracebacks and response.request.
-            request.headers.pop("Authorization", None)
-
-    async def _has_token(self) -> bool:
-        if self._token_key is None:
-            return False
-        if not self._token_optional:
-            return True
-        # The broker remembers a missing optional key for its TTL: no backend read per call.
-        return await self._credentials.has(self._token_key)
-
-
-def _retarget(request: httpx.Request, base_text: str, key: str) -> str | None:
-    """Rewrite ``request`` from the placeholder origin onto ``base_text``; return Basic auth."""
-    try:
-        base = httpx.URL(base_text.strip())
-    except httpx.InvalidURL:
-        raise BackendError(f"{key} is not a valid URL") from None
-    if base.scheme not in ("http", "https") or not base.host:
-        raise BackendError(f"{key} must be an http:// or https:// URL")
-    basic = None
-    if base.username or base.password:
-        pair = f"{base.username}:{base.password}".encode()
-        basic = "Basic " + base64.b64encode(pair).decode("ascii")
-    # Raw (still percent-encoded) paths: a '#' or '/' inside a room alias must stay encoded.
-    base_path = base.raw_path.split(b"?", 1)[0]
-    suffix = request.url.raw_path.split(b"?", 1)[0]
-    path = base_path if suffix in (b"", b"/") else base_path.rstrip(b"/") + suffix
-    query = b"&".join(q for q in (base.query, request.url.query) if q)
-    raw_path = path + b"?" + query if query else path
-    request.url = base.copy_with(username=None, password=None, raw_path=raw_path)
-    host = base.host if ":" not in base.host else f"[{base.host}]"
-    default_port = {"http": 80, "https": 443}[base.scheme]
-    port = base.port
-    request.headers["Host"] = host if port in (None, default_port) else f"{host}:{port}"
-    return basic
 
 
 def make_client(

@@ -18,9 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from scoped_mcp.errors import ScopeViolation
 from scoped_mcp.manifest import ManifestPath
-from scoped_mcp.modules import _netpolicy
-from scoped_mcp.modules import _proxy_rules as rules
-from scoped_mcp.modules._http import HttpConfig
+from scoped_mcp.modules.http_proxy import rules
+from scoped_mcp.net.client import HttpConfig
+from scoped_mcp.net.policy import (
+    PRIVATE_CLASSES,
+    AddressClass,
+    classify,
+    host_address,
+    is_canonical_literal,
+)
 
 Method = Literal["GET", "POST", "PUT", "DELETE"]
 SERVICE_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -150,20 +156,20 @@ class HttpProxyConfig(HttpConfig):
 def _host(host: str, spec: ServiceSpec) -> str:
     """The host of a base URL if it is a DNS name or a canonical literal the policy allows."""
     try:
-        literal = _netpolicy.host_address(host)
+        literal = host_address(host)
     except ValueError:
         raise ValueError(f"base_url host {host!r} is not a valid address") from None
     if literal is None:
         if not _DNS_NAME.fullmatch(host):
             raise ValueError(f"base_url host {host!r} is not a valid DNS name")
         return host
-    if not _netpolicy.is_canonical_literal(host):
+    if not is_canonical_literal(host):
         raise ValueError(f"base_url host {host!r} is an IP in a legacy form; write {literal}")
-    kind = _netpolicy.classify(literal)
-    if kind is not _netpolicy.AddressClass.PUBLIC and not (
-        kind in _netpolicy.PRIVATE_CLASSES and spec.allow_private_networks
+    kind = classify(literal)
+    if kind is not AddressClass.PUBLIC and not (
+        kind in PRIVATE_CLASSES and spec.allow_private_networks
     ):
-        hint = " (set allow_private_networks)" if kind in _netpolicy.PRIVATE_CLASSES else ""
+        hint = " (set allow_private_networks)" if kind in PRIVATE_CLASSES else ""
         raise ValueError(f"base_url is a {kind.label} address{hint}")
     return str(literal)
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from scoped_mcp.errors import BackendError
-from scoped_mcp.modules._http import HttpConfig, make_client, request
+from scoped_mcp.net.client import HttpConfig, make_client, request, retry_after
 
 pytestmark = pytest.mark.anyio
 BOMB = gzip.compress(b"\0" * (8 * 1024 * 1024))
@@ -46,3 +46,16 @@ async def test_gzip_bomb_is_refused_without_inflating(bomb_url: str) -> None:
         with pytest.raises(BackendError, match="compressed response"):
             await request(client, "GET", httpx.URL(bomb_url + "/x"), config, service="test")
     assert seen_encodings[-1] == "identity"
+
+
+def test_retry_after_accepts_seconds_and_http_dates_only() -> None:
+    """Retry-After is read as delta-seconds or an HTTP-date (capped at a day); anything else is
+    ignored rather than repeated."""
+    now = 1_700_000_000.0
+    date = "Tue, 14 Nov 2023 22:13:40 GMT"  # now + 20 s
+    assert retry_after("17") == 17
+    assert retry_after(date, now=now) == 20
+    assert retry_after("99999999") == 86_400
+    assert retry_after("Bearer tk_secret") is None
+    assert retry_after("-5") is None
+    assert retry_after(None) is None

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation, ToolCallError
-from scoped_mcp.modules._sqlite_policy import NO_ATTACH, Guard, clip
+from scoped_mcp.modules.sqlite.policy import NO_ATTACH, Guard, clip
 
 
 def _statement_kinds(sql: str) -> list[str]:

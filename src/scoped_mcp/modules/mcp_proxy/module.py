@@ -5,7 +5,7 @@ streamable-HTTP server (``url``, ``headers``). Credentials reach it from the bro
 ``${cred:KEY}`` inside an ``env`` or ``headers`` value: into the child's environment (which holds
 nothing else; not even PATH unless ``env`` gives it) or into request headers. When a value
 behind them changes (a lease rotated, a TTL re-read found a new value) the child is restarted, or
-the HTTP session rebuilt with the new header, between calls (see ``_mcp_upstream``).
+the HTTP session rebuilt with the new header, between calls (see ``upstream``).
 
 Only the tools named under ``tools:`` exist for the agent, as ``{module}_{tool}``, each marked
 read or write and registered by the module's mode; one missing upstream stops start-up. Upstream
@@ -31,12 +31,12 @@ from fastmcp.client.transports.base import ClientTransport
 from fastmcp.client.transports.http import StreamableHttpTransport
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scoped_mcp.credentials.view import ModuleCredentials
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
-from scoped_mcp.modules._mcp_stdio import ExactEnvStdio
-from scoped_mcp.modules._mcp_upstream import Upstream, UpstreamFailed
+from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
+from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
 
 CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -158,7 +158,7 @@ class McpProxyModule(ToolModule):
         assert isinstance(config, McpProxyConfig)
         return tuple(config.tools.items())
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: Any) -> None:
+    def __init__(self, agent_ctx: AgentContext, credentials: CredentialView, config: Any) -> None:
         super().__init__(agent_ctx, credentials, config)
         self.cfg: McpProxyConfig = config
         self._keys = self.cfg.credential_keys()
@@ -223,16 +223,11 @@ class McpProxyModule(ToolModule):
 
     # -- credentials -------------------------------------------------------------------------
 
-    @property
-    def _view(self) -> ModuleCredentials:
-        assert isinstance(self.credentials, ModuleCredentials)
-        return self.credentials
-
     async def _fingerprint(self) -> bytes:
         """A keyed digest of the current credential values, computed without a ``str`` copy."""
         mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
         for key in self._keys:
-            async with self._view.use(key) as plain:
+            async with self.credentials.use(key) as plain:
                 view = plain.bytes_view
                 mac.update(len(view).to_bytes(8, "big"))
                 mac.update(view)
@@ -243,7 +238,7 @@ class McpProxyModule(ToolModule):
         mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)
         values: dict[str, str] = {}
         for key in self._keys:
-            async with self._view.use(key) as plain:
+            async with self.credentials.use(key) as plain:
                 view = plain.bytes_view
                 mac.update(len(view).to_bytes(8, "big"))
                 mac.update(view)

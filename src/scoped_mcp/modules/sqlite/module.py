@@ -37,14 +37,16 @@ from typing import Any, Final, Literal, TypeVar
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import (
     ConfigError,
     InvalidArgument,
 )
+from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
-from scoped_mcp.modules._sqlite_errors import map_error
-from scoped_mcp.modules._sqlite_policy import Guard
+from scoped_mcp.modules.sqlite.errors import map_error
+from scoped_mcp.modules.sqlite.policy import Guard
 from scoped_mcp.scoping import PerAgentFile
 
 T = TypeVar("T")
@@ -182,7 +184,9 @@ class SqliteModule(ToolModule):
     config_model = SqliteConfig
     config: SqliteConfig
 
-    def __init__(self, agent_ctx: Any, credentials: Any, config: SqliteConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: SqliteConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         self._dir = Path(config.db_dir).absolute()
         self._path = Path(self.scoping.apply(str(self._dir), agent_ctx))

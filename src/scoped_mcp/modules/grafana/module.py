@@ -8,32 +8,40 @@
   reported exactly as a missing one, so uids of other dashboards cannot be probed.
 * Datasources: only those in ``datasources`` are listed, queried, or referenced by the panels and
   alert rules the agent writes. Listing returns uid, name and type only (never URLs or users).
-* ``GRAFANA_URL`` and ``GRAFANA_SERVICE_ACCOUNT_TOKEN`` are attached by ``BrokerAuth`` inside the
-  request; errors carry the status and at most a code from Grafana's fixed vocabulary.
+* A folder or datasource uid passed as an argument is scoped (``Scoped("folders")``,
+  ``Scoped("datasources")``) before the body runs; references inside panels, queries and rules
+  are checked in the body (``checks.check_references``), with the same refusal and audit.
+* ``GRAFANA_URL`` and ``GRAFANA_SERVICE_ACCOUNT_TOKEN`` are attached by ``CredentialAuth``
+  inside the request; errors carry the status and at most a code from Grafana's fixed vocabulary.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlencode
 
 from pydantic import Field
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _grafana_checks as checks
-from scoped_mcp.modules import _http
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
+from scoped_mcp.modules.grafana import checks
+from scoped_mcp.net.client import HttpConfig, safe_code
+from scoped_mcp.scoping import AllOf, Allowlist, Scoped, ScopeStrategy
 
 _CODES: Final = re.compile(r"version-mismatch|name-exists|plugin-dashboard|not-found")
 _NOT_READABLE: Final = "dashboard not found in the folders this agent may read"
 _NOT_OWNED: Final = "dashboard not found in this agent's folder"
+_NOT_A_READ_FOLDER: Final = "folder is not one this agent may read"
 NoDataState = Literal["NoData", "Alerting", "OK"]
 ErrState = Literal["Error", "Alerting", "OK"]
 
 
-class GrafanaConfig(_http.HttpConfig):
+class GrafanaConfig(HttpConfig):
     """``modules.grafana.config``."""
 
     read_folders: list[str] = Field(
@@ -47,42 +55,45 @@ class GrafanaConfig(_http.HttpConfig):
     )
 
 
-class GrafanaModule(ToolModule):
+class GrafanaModule(HttpModule):
     """Grafana dashboards and alert rules in the agent's own folder; reads limited by manifest."""
 
     name = "grafana"
     required_credentials = ("GRAFANA_URL", "GRAFANA_SERVICE_ACCOUNT_TOKEN")
     config_model = GrafanaConfig
     config: GrafanaConfig
+    service = "grafana"
+    url_key = "GRAFANA_URL"
+    token_key = "GRAFANA_SERVICE_ACCOUNT_TOKEN"  # noqa: S105 - a key name, not a value
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: GrafanaConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: GrafanaConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         for folder in config.read_folders:
             checks.uid(folder, "read_folders entry")
         self.folder = checks.folder_uid(agent_ctx.agent_id)
         self._readable = frozenset({self.folder, *config.read_folders})
         self._datasources = frozenset(checks.uid(d, "datasource") for d in config.datasources)
-        auth = _http.BrokerAuth(
-            credentials,
-            url_key="GRAFANA_URL",
-            token_key="GRAFANA_SERVICE_ACCOUNT_TOKEN",  # noqa: S106 - a key name, not a value
-        )
-        self._http = _http.HttpService("grafana", auth, config)
         self._folder_ready = False
 
-    async def startup(self) -> None:
-        """Open the HTTP client (the folder is created on the first write)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """``folders`` the agent may read and ``datasources`` it may use, each a checked uid."""
+        return {
+            "folders": AllOf(
+                checks.UidFormat("folder_uid"),
+                Allowlist(self._readable, refusal=_NOT_A_READ_FOLDER),
+            ),
+            "datasources": AllOf(
+                checks.UidFormat("datasource_uid"), Allowlist(self._datasources, what="datasource")
+            ),
+        }
 
     async def _call(self, method: str, path: str, payload: Any = None, **kw: Any) -> Any:
         answer = await self._http.call(method, path, payload, **kw)
         if not answer.ok:
             body = answer.json()
-            code = _http.safe_code(body.get("status"), _CODES) if isinstance(body, dict) else None
+            code = safe_code(body.get("status"), _CODES) if isinstance(body, dict) else None
             raise self._http.error(answer, code=code)
         return answer.json()
 
@@ -115,7 +126,9 @@ class GrafanaModule(ToolModule):
 
     @tool(mode="read")
     async def list_dashboards(
-        self, query: str | None = None, folder_uid: str | None = None
+        self,
+        query: str | None = None,
+        folder_uid: Annotated[str, Scoped("folders")] | None = None,
     ) -> list[dict[str, Any]]:
         """List dashboards in your own folder and the folders the operator lets you read.
 
@@ -123,8 +136,6 @@ class GrafanaModule(ToolModule):
         """
         folders = sorted(self._readable)
         if folder_uid is not None:
-            if checks.uid(folder_uid, "folder_uid") not in self._readable:
-                raise ScopeViolation("folder is not one this agent may read")
             folders = [folder_uid]
         params: list[tuple[str, str]] = [("type", "dash-db"), ("limit", "500")]
         params += [("folderUIDs", f) for f in folders]
@@ -168,7 +179,7 @@ class GrafanaModule(ToolModule):
     @tool(mode="read")
     async def query_datasource(
         self,
-        datasource_uid: str,
+        datasource_uid: Annotated[str, Scoped("datasources")],
         queries: list[dict[str, Any]],
         time_from: str = "now-1h",
         time_to: str = "now",
@@ -178,8 +189,6 @@ class GrafanaModule(ToolModule):
         Each query is the datasource's own query object (e.g. {"expr": "up"} for Prometheus);
         its datasource is set to datasource_uid. time_from/time_to: now-6h, now, or epoch ms.
         """
-        if checks.uid(datasource_uid, "datasource_uid") not in self._datasources:
-            raise ScopeViolation("datasource is not in this agent's allowlist")
         payload = {
             "queries": checks.queries_for(datasource_uid, queries),
             "from": checks.time_value(time_from, "time_from"),

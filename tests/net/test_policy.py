@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from scoped_mcp.errors import BackendError, ScopeViolation
-from scoped_mcp.modules._netpolicy import (
+from scoped_mcp.net.policy import (
     AddressClass,
     check_address,
     classify,

@@ -3,7 +3,8 @@
 Everything the agent sends that ends up in a URL path is an identifier matching ``UID`` (so it
 cannot add path segments or a query). Dashboards, panels, queries and alert rules may reference
 only the datasources the manifest lists; a reference to any other datasource, by uid or by name,
-is refused wherever it sits in the JSON.
+is refused wherever it sits in the JSON. A uid the agent passes as an argument (a datasource to
+query, a folder to list) is scoped by the strategies at the end of this file before the body runs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from scoped_mcp.errors import InvalidArgument, ScopeViolation
+from scoped_mcp.identity import AgentContext
+from scoped_mcp.scoping import ScopeStrategy
 
 UID: Final = re.compile(r"[A-Za-z0-9_-]{1,40}")
 REF_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,20}")
@@ -109,3 +112,13 @@ def queries_for(
     if not pinned:
         raise InvalidArgument("give at least one query")
     return pinned
+
+
+class UidFormat(ScopeStrategy):
+    """Accepts a Grafana uid (``uid``); a malformed one is an invalid argument named ``what``."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def apply(self, value: str, agent_ctx: AgentContext) -> str:
+        return uid(value, self.what)

@@ -1,6 +1,6 @@
 """An httpx transport that connects only to addresses the network policy has checked.
 
-For each request the host is resolved once (``_netpolicy.resolve_checked``) and the connection is
+For each request the host is resolved once (``policy.resolve_checked``) and the connection is
 made to that very address: the URL's host is replaced by the checked IP just before the request
 reaches the connection pool, while the ``Host`` header (set when the request was built) and the
 TLS server name (the ``sni_hostname`` extension, which also drives certificate checks) keep the
@@ -15,10 +15,9 @@ from __future__ import annotations
 import ssl
 from collections.abc import Awaitable, Callable
 
-import httpx
-
 from scoped_mcp.errors import BackendError
-from scoped_mcp.modules._netpolicy import IPAddress
+from scoped_mcp.net._httpx import httpx
+from scoped_mcp.net.policy import IPAddress
 
 ResolveChecked = Callable[[str, int], Awaitable[IPAddress]]
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -2,37 +2,43 @@
 deletes confined to the agent's own measurement namespace.
 
 * Buckets: ``buckets`` may be read, ``write_buckets`` written to and deleted from, and buckets
-  the agent created (``agent_{agent_id}.{name}``) both. Anything else is refused before sending.
+  the agent created (``agent_{agent_id}.{name}``) both. Anything else is refused before the body
+  runs (``Scoped("buckets")``, ``Scoped("write_buckets")``; strategies in ``scopes``).
 * Measurements the agent writes are named ``agent_{agent_id}.{name}``; every query hides other
   agents' namespaces, and deletes are pinned to one of the agent's own measurements.
 * Queries are built from structured filters, a time range and an aggregate from a fixed list
-  (``_influx_build``): the agent never sends Flux, InfluxQL or line protocol.
+  (``build``): the agent never sends Flux, InfluxQL or line protocol.
 * ``INFLUXDB_URL`` and ``INFLUXDB_TOKEN`` (sent as ``Authorization: Token ...``) are attached by
-  ``BrokerAuth`` inside the request; ``INFLUXDB_ORG``, when set, overrides ``config.org``.
+  ``CredentialAuth`` inside the request; ``INFLUXDB_ORG``, when set, overrides ``config.org``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 from pydantic import Field, ValidationError
 
+from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.modules import _http
-from scoped_mcp.modules import _influx_build as flux
-from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.modules._base import tool
+from scoped_mcp.modules._http_module import HttpModule
+from scoped_mcp.modules.influxdb import build as flux
+from scoped_mcp.modules.influxdb.scopes import BucketScope, own_bucket
+from scoped_mcp.net.client import HttpConfig
+from scoped_mcp.scoping import Scoped, ScopeStrategy
 
 _DIALECT: Final = {"header": True, "annotations": [], "delimiter": ",", "commentPrefix": "#"}
 _DROPPED_COLUMNS: Final = frozenset({"", "result"})
 MAX_POINTS: Final = 5000
 
 
-class InfluxConfig(_http.HttpConfig):
+class InfluxConfig(HttpConfig):
     """``modules.influxdb.config``."""
 
     org: str | None = Field(default=None, description="Organisation (INFLUXDB_ORG overrides).")
@@ -49,7 +55,7 @@ class InfluxConfig(_http.HttpConfig):
     )
 
 
-class InfluxModule(ToolModule):
+class InfluxModule(HttpModule):
     """Query InfluxDB through structured filters; write only into the agent's namespace."""
 
     name = "influxdb"
@@ -57,40 +63,30 @@ class InfluxModule(ToolModule):
     optional_credentials = ("INFLUXDB_ORG",)
     config_model = InfluxConfig
     config: InfluxConfig
+    service = "influxdb"
+    url_key = "INFLUXDB_URL"
+    token_key = "INFLUXDB_TOKEN"  # noqa: S105 - a key name, not a value
+    auth_scheme = "Token"
 
-    def __init__(self, agent_ctx: AgentContext, credentials: Any, config: InfluxConfig) -> None:
+    def __init__(
+        self, agent_ctx: AgentContext, credentials: CredentialView, config: InfluxConfig
+    ) -> None:
         super().__init__(agent_ctx, credentials, config)
         for bucket in (*config.buckets, *config.write_buckets):
             flux.identifier(bucket, "bucket", flux.BUCKET)
-        self._view = credentials
-        self._prefix = flux.prefix_for(agent_ctx.agent_id)
-        auth = _http.BrokerAuth(
-            credentials,
-            url_key="INFLUXDB_URL",
-            token_key="INFLUXDB_TOKEN",  # noqa: S106 - a key name, not a value
-            scheme="Token",
-        )
-        self._http = _http.HttpService("influxdb", auth, config)
 
-    async def startup(self) -> None:
-        """Open the HTTP client (no connection is made until the first call)."""
-        await self._http.open()
-
-    async def shutdown(self) -> None:
-        """Close the HTTP client."""
-        await self._http.close()
-
-    def _bucket(self, bucket: str, *, write: bool) -> str:
-        flux.identifier(bucket, "bucket", flux.BUCKET)
-        allowed = self.config.write_buckets if write else self.config.buckets
-        if bucket in allowed or bucket.startswith(self._prefix):
-            return bucket
-        raise ScopeViolation(f"bucket is not in this agent's {'write ' if write else ''}allowlist")
+    def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
+        """Buckets to read, buckets to write, and a new bucket's name in the agent's namespace."""
+        return {
+            "buckets": BucketScope(self.config.buckets, write=False),
+            "write_buckets": BucketScope(self.config.write_buckets, write=True),
+            "own_bucket": own_bucket(),
+        }
 
     async def _org(self) -> str:
         # The broker remembers a missing optional key for its TTL: no backend read per call.
-        if await self._view.has("INFLUXDB_ORG"):
-            async with self._view.use("INFLUXDB_ORG") as org:
+        if await self.credentials.has("INFLUXDB_ORG"):
+            async with self.credentials.use("INFLUXDB_ORG") as org:
                 return str(org.text())
         if self.config.org:
             return self.config.org
@@ -124,7 +120,7 @@ class InfluxModule(ToolModule):
     @tool(mode="read")
     async def query(
         self,
-        bucket: str,
+        bucket: Annotated[str, Scoped("buckets")],
         *,
         filters: list[flux.Filter] | None = None,
         start: str = "-1h",
@@ -148,7 +144,7 @@ class InfluxModule(ToolModule):
         except ValidationError:
             raise InvalidArgument("filters or aggregate are malformed") from None
         program = flux.flux_query(
-            bucket=self._bucket(bucket, write=False),
+            bucket=bucket,
             agent_id=self.agent_ctx.agent_id,
             start=start,
             stop=stop,
@@ -160,18 +156,19 @@ class InfluxModule(ToolModule):
         return {"rows": rows, "count": len(rows), "truncated": len(rows) >= self.config.max_rows}
 
     @tool(mode="read")
-    async def list_measurements(self, bucket: str, start: str = "-30d") -> list[str]:
+    async def list_measurements(
+        self, bucket: Annotated[str, Scoped("buckets")], start: str = "-30d"
+    ) -> list[str]:
         """List the measurements in a bucket (other agents' namespaces are hidden)."""
-        program = flux.schema_query("measurements", self._bucket(bucket, write=False), None, start)
+        program = flux.schema_query("measurements", bucket, None, start)
         names = [row.get("_value", "") for row in await self._rows(program)]
         return sorted(n for n in names if n and flux.visible(n, self.agent_ctx.agent_id))
 
     @tool(mode="read")
     async def get_schema(
-        self, bucket: str, measurement: str, start: str = "-30d"
+        self, bucket: Annotated[str, Scoped("buckets")], measurement: str, start: str = "-30d"
     ) -> dict[str, Any]:
         """The field keys and tag keys of one measurement."""
-        bucket = self._bucket(bucket, write=False)
         if not flux.visible(flux.identifier(measurement, "measurement"), self.agent_ctx.agent_id):
             raise ScopeViolation("measurement belongs to another agent's namespace")
         result: dict[str, Any] = {"measurement": measurement}
@@ -181,13 +178,14 @@ class InfluxModule(ToolModule):
         return result
 
     @tool(mode="write")
-    async def write_points(self, bucket: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+    async def write_points(
+        self, bucket: Annotated[str, Scoped("write_buckets")], points: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Write points: each {"measurement", "fields", optional "tags", optional "time"}.
 
         The measurement is stored as agent_{agent_id}.{measurement}; time is epoch nanoseconds
         or RFC 3339 (default: now). Returns the stored measurement names.
         """
-        bucket = self._bucket(bucket, write=True)
         if not points or len(points) > MAX_POINTS:
             raise InvalidArgument(f"give 1 to {MAX_POINTS} points")
         lines, names = [], set()
@@ -213,12 +211,13 @@ class InfluxModule(ToolModule):
         return name, flux.line(name, tags, fields, _time_ns(point.get("time")))
 
     @tool(mode="write")
-    async def create_bucket(self, name: str, retention_days: int = 7) -> dict[str, Any]:
+    async def create_bucket(
+        self, name: Annotated[str, Scoped("own_bucket")], retention_days: int = 7
+    ) -> dict[str, Any]:
         """Create a bucket of your own, named agent_{agent_id}.{name}, with a retention period."""
         if not 1 <= retention_days <= self.config.max_retention_days:
             raise InvalidArgument(f"retention_days must be 1 to {self.config.max_retention_days}")
-        bucket = self._prefix + flux.identifier(name, "name")
-        flux.identifier(bucket, "bucket", flux.BUCKET)
+        bucket = name  # already agent_{agent_id}.{name}: the own_bucket strategy placed it
         orgs = (await self._send("GET", "/api/v2/orgs", {})).json()
         found = orgs.get("orgs") if isinstance(orgs, dict) else None
         if not isinstance(found, list) or not found or not isinstance(found[0], dict):
@@ -235,7 +234,7 @@ class InfluxModule(ToolModule):
     @tool(mode="write")
     async def delete_points(
         self,
-        bucket: str,
+        bucket: Annotated[str, Scoped("write_buckets")],
         measurement: str,
         start: str,
         stop: str = "-0s",
@@ -243,7 +242,6 @@ class InfluxModule(ToolModule):
     ) -> dict[str, Any]:
         """Delete points of one of your measurements between start and stop, optionally only
         those with the given tag values."""
-        bucket = self._bucket(bucket, write=True)
         name = flux.owned_measurement(measurement, self.agent_ctx.agent_id)
         payload = {
             "start": flux.absolute_time(start, "start"),
