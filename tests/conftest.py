@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scoped_mcp.testing.harness import write_manifest as write_manifest_file
 from tests.support import ServerHandle, running_server
 
 
@@ -25,7 +26,7 @@ def write_manifest(tmp_path: Path) -> Callable[..., Path]:
 
     def write(data: dict[str, Any], name: str = "manifest.yml") -> Path:
         path = tmp_path / name
-        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        write_manifest_file(path, data)
         return path
 
     return write

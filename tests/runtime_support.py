@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
 from scoped_mcp import manifest as manifest_mod
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.server import Runtime, build, start_modules, stop_modules
+from scoped_mcp.testing.harness import write_manifest
 
 
 @asynccontextmanager
@@ -37,7 +37,7 @@ async def runtime_for(
         "audit": {"path": str(tmp_path / "audit.jsonl")},
     }
     path = tmp_path / "manifest.yml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_manifest(path, data)
     runtime = build(manifest_mod.load(path), AgentContext("agent-01", "research"), dict(env))
     await start_modules(runtime)
     try:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from scoped_mcp import __version__
+from scoped_mcp.testing.harness import write_manifest
 from tests.contract_support import RawServer, assert_json_rpc_only, child_env, request
 from tests.support import run_cli
 
@@ -16,7 +16,7 @@ PROBE = {"type": "custom_modules.probe:ProbeModule"}
 
 
 def _manifest(path: Path, data: dict[str, object]) -> Path:
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_manifest(path, data)
     return path
 
 

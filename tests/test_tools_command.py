@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
+from scoped_mcp.testing.harness import write_manifest
 from tests.support import base_env, run_cli
 
 MCP_PROXY = "scoped_mcp.modules.mcp_proxy:McpProxyModule"
@@ -26,7 +25,7 @@ def test_tools_lists_the_mcp_proxy_allowlist_by_mode(tmp_path: Path) -> None:
         path = tmp_path / f"{mode}.yml"
         modules: dict[str, dict[str, object]] = {"gh": {"type": MCP_PROXY, "mode": mode}}
         modules["gh"]["config"] = proxy
-        path.write_text(yaml.safe_dump({"agent_type": "build", "modules": modules}))
+        write_manifest(path, {"agent_type": "build", "modules": modules})
         done = run_cli("tools", "--manifest", str(path), "--json", env=env)
         assert done.returncode == 0, done.stderr
         rows = json.loads(done.stdout)["tools"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scoped_mcp.testing.harness import write_manifest as write_manifest_file
 from tests.support import base_env, run_cli
 
 FIXTURES = str(Path(__file__).resolve().parents[2])
@@ -24,7 +25,7 @@ def manifest(tmp_path: Path, credentials: dict[str, object]) -> Path:
     path = tmp_path / "agent.yml"
     data = {"agent_type": "research", "modules": {"leak": {"type": MODULE}}}
     data["credentials"] = credentials
-    path.write_text(yaml.safe_dump(data))
+    write_manifest_file(path, data)
     return path
 
 

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from scoped_mcp.testing.harness import write_manifest as write_manifest_file
 from tests.support import base_env, run_cli
 
 REPO = str(Path(__file__).resolve().parents[2])
@@ -38,7 +37,7 @@ def write_manifest(
         "credentials": {"source": "vault", "vault": settings, "keys": keys or {}},
     }
     path = tmp_path / "agent.yml"
-    path.write_text(yaml.safe_dump(data))
+    write_manifest_file(path, data)
     return path
 
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from scoped_mcp.credentials.backends.bitwarden import BitwardenBackend
 from scoped_mcp.credentials.backends.bitwarden.cli import PASSED_THROUGH
@@ -21,6 +20,7 @@ from scoped_mcp.errors import (
     InsecureSource,
     SecretNotFound,
 )
+from scoped_mcp.testing.harness import write_manifest
 from scoped_mcp.testing.secret_backend import SecretBackendContract
 from tests.fixtures.fake_bw import BW, FakeVault, login_item
 from tests.support import base_env, run_cli
@@ -235,7 +235,7 @@ def _manifest(tmp_path: Path, vault: FakeVault) -> Path:
             },
         },
     }
-    path.write_text(yaml.safe_dump(data))
+    write_manifest(path, data)
     return path
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from scoped_mcp.credentials.backends.interface import SecretBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.testing.memory_backend import MemoryBackend
-from scoped_mcp.testing.secret_backend import SecretBackendContract
+from scoped_mcp.testing.secret_backend import LeasedBackendContract
 
 
-class TestMemoryBackend(SecretBackendContract):
+class TestMemoryBackend(LeasedBackendContract):
     """Static sources and leased ones, as the broker's own tests use them."""
-
-    static = False
 
     def make_backend(self) -> SecretBackend:
         backend = MemoryBackend(lease_ttl=30)

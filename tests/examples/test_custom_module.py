@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scoped_mcp.testing.harness import write_manifest
 from tests.support import ServerHandle
 from tests.vault.conftest import free_port
 
@@ -73,7 +74,7 @@ def read_only_copy(tmp_path: Path) -> Path:
     data = yaml.safe_load((EXAMPLE / "manifest.yml").read_text())
     data["modules"]["redis"]["mode"] = "read"
     path = tmp_path / "read.yml"
-    path.write_text(yaml.safe_dump(data))
+    write_manifest(path, data)
     return path
 
 

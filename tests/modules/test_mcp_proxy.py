@@ -21,7 +21,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import yaml
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 from pydantic import ValidationError
@@ -31,6 +30,7 @@ from scoped_mcp.errors import ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import load
 from scoped_mcp.modules.mcp_proxy import McpProxyConfig, McpProxyModule
+from scoped_mcp.testing.harness import write_manifest
 from tests.fixtures.upstream_mcp import SERVER, pid_state
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +84,7 @@ async def proxied(
         "credentials": {"source": "env"},
         "audit": {"path": str(tmp_path / "audit.jsonl")},
     }
-    path.write_text(yaml.safe_dump(manifest))
+    write_manifest(path, manifest)
     runtime = server.build(load(path), AgentContext("agent-01", "research"), {"UP_TOKEN": TOKEN})
     await server.start_modules(runtime)
     try:

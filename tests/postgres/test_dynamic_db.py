@@ -20,7 +20,6 @@ import anyio
 import anyio.to_thread
 import psycopg
 import pytest
-import yaml
 
 from scoped_mcp.credentials.backends.vault import VaultBackend
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
@@ -29,6 +28,7 @@ from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.testing.harness import write_manifest
 from tests.contract_support import RawServer, call, child_env
 from tests.postgres.conftest import ROWS, VAULT_ADMIN, Database, Postgres
 
@@ -256,7 +256,7 @@ def pgprobe_manifest(tmp_path: Path, database: Database) -> Path:
         },
     }
     target = tmp_path / "pgprobe.yml"
-    target.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    write_manifest(target, manifest)
     return target
 
 

@@ -14,7 +14,7 @@ from scoped_mcp.credentials.backends.interface import SecretBackend
 from scoped_mcp.credentials.backends.vault import VaultBackend
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.credentials.refs import SecretRef
-from scoped_mcp.testing.secret_backend import SecretBackendContract
+from scoped_mcp.testing.secret_backend import LeasedBackendContract
 from tests.postgres.conftest import Database
 
 
@@ -24,10 +24,8 @@ def role_path(database: Database) -> str:
     return database.add_role("contract", default_ttl="5m", max_ttl="30m")
 
 
-class TestVaultBackend(SecretBackendContract):
+class TestVaultBackend(LeasedBackendContract):
     """KV v2 for static values, the database engine for leased ones."""
-
-    static = False
 
     @pytest.fixture(autouse=True)
     def _engine(self, database: Database, role_path: str) -> None:

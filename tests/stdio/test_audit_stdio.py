@@ -16,6 +16,7 @@ import anyio
 import pytest
 import yaml
 
+from scoped_mcp.testing.harness import write_manifest
 from tests.contract_support import FIXTURES, RawServer, call, child_env
 from tests.support import ServerHandle, run_cli, running_server
 
@@ -212,7 +213,7 @@ async def test_concurrent_calls_write_whole_lines(audited: Audited) -> None:
 
 def _quick_session(tmp_path: Path, manifest: dict[str, Any]) -> tuple[int, RawServer]:
     path = tmp_path / "m.yml"
-    path.write_text(yaml.safe_dump(manifest))
+    write_manifest(path, manifest)
     env = child_env(tmp_path / "home", AGENT_ID="ovr-01", AGENT_TYPE="ovr")
     server = RawServer.start(["--manifest", str(path)], env=env, cwd=tmp_path)
     try:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from scoped_mcp.errors import BackendError
 from scoped_mcp.opslog import JsonFormatter
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.testing.harness import write_manifest
 from tests.contract_support import FIXTURES, RawServer, call, child_env
 
 stdio = [pytest.mark.anyio, pytest.mark.stdio]
@@ -230,7 +231,7 @@ def leaky_manifest(tmp_path: Path, url: str, source: str, secret: str) -> Path:
             }
         },
     }
-    manifest.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_manifest(manifest, data)
     return manifest
 
 

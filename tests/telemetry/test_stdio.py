@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from scoped_mcp.testing.harness import write_manifest
 from tests.contract_support import INITIALIZED, call, child_env, initialize
 from tests.support import running_server
 from tests.telemetry.otlp_receiver import Received, attributes, otlp_receiver
@@ -29,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 def _manifest(tmp_path: Path, extra: dict[str, object] | None = None) -> Path:
     path = tmp_path / "m.yml"
-    path.write_text(yaml.safe_dump({**MANIFEST, **(extra or {})}))
+    write_manifest(path, {**MANIFEST, **(extra or {})})
     return path
 
 
