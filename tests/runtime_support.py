@@ -17,38 +17,22 @@ import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
 
-from scoped_mcp import manifest as manifest_mod
-from scoped_mcp.identity import AgentContext
-from scoped_mcp.server import Runtime, build, start_modules, stop_modules
-from scoped_mcp.testing.harness import write_manifest
+from scoped_mcp.server import Runtime
+from scoped_mcp.testing.harness import module_harness
 
 
 @asynccontextmanager
 async def runtime_for(
     tmp_path: Path, key: str, config: Mapping[str, Any], env: Mapping[str, str], mode: str
 ) -> AsyncIterator[Runtime]:
-    """The whole server for one module (manifest, broker, audit, FastMCP) without a subprocess."""
-    entry: dict[str, Any] = {"config": dict(config)}
-    if mode:
-        entry["mode"] = mode
-    data = {
-        "agent_type": "research",
-        "modules": {key: entry},
-        "audit": {"path": str(tmp_path / "audit.jsonl")},
-    }
-    path = tmp_path / "manifest.yml"
-    write_manifest(path, data)
-    runtime = build(manifest_mod.load(path), AgentContext("agent-01", "research"), dict(env))
-    await start_modules(runtime)
-    try:
-        yield runtime
-    finally:
-        await stop_modules(runtime)
+    """The server for one module (manifest, broker, audit, FastMCP), from the kit's harness."""
+    async with module_harness(tmp_path, key, config, env=env, mode=mode or None) as harness:
+        yield harness.runtime
 
 
 def audit_records(tmp_path: Path, tool: str) -> list[dict[str, Any]]:
     """The ``tool_call`` records for ``tool`` in the audit log ``runtime_for`` configured."""
-    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    lines = next(tmp_path.glob("audit-*.jsonl")).read_text().splitlines()
     records = [json.loads(line) for line in lines if line]
     return [r for r in records if r.get("event") == "tool_call" and r.get("tool") == tool]
 

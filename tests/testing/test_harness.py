@@ -9,6 +9,7 @@ from typing import Annotated, ClassVar
 import pytest
 
 from scoped_mcp.credentials.view import CredentialView
+from scoped_mcp.errors import ScopeViolation
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.scoping import Allowlist, NamespaceScope, Scoped, ScopedStr, ScopeStrategy
@@ -70,3 +71,12 @@ async def test_refusals_are_denied_records(tmp_path: Path) -> None:
             assert "invalid arguments" in await h.refuse("key", key=["not", "a", "string"])
         assert [r["outcome"] for r in audit.of("tool_call")] == ["denied", "denied"]
         assert "echo_leak" not in h.runtime.tool_names
+
+
+async def test_direct_methods_are_scoped_and_raise_our_own_errors(tmp_path: Path) -> None:
+    """`h.direct` runs a tool method with its arguments scoped, raising ScopeViolation itself."""
+    env = {"ECHO_TOKEN": TOKEN}
+    async with module_harness(tmp_path, "echo", {"rooms": ["!a:hs"]}, env=env, type=ECHO) as h:
+        assert await h.direct.key(key="k") == "agent-01:k"
+        with pytest.raises(ScopeViolation, match="allowlist"):
+            await h.direct.room(room="!b:hs")

@@ -5,16 +5,20 @@
         assert await h.call("get", key="k") == "v"         # notes_get, scoped, scrubbed, audited
         assert "allowlist" in await h.refuse("get", key="../x")
         assert h.audit.last()["outcome"] == "denied"
+        with pytest.raises(ScopeViolation):   # our own exception type: the method itself,
+            await h.direct.get(key="../x")     # its arguments scoped as the pipeline does
 
 The manifest is written to ``tmp_path`` and loaded as a file, so its validation, the registry,
 the credential broker (env source by default), the call pipeline and the audit boundary are the
 production ones. Calls go through an in-memory MCP client, as an agent host's would, so argument
-validation by the schema happens too. Requires pytest only for ``refuse``.
+validation by the schema happens too.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import inspect
+import typing
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from fastmcp.exceptions import ToolError
 from scoped_mcp import manifest as manifest_file
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule
+from scoped_mcp.pipeline import scope_rules
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.server import Runtime, build, start_modules, stop_modules
 from scoped_mcp.testing.audit import AuditCapture
@@ -39,6 +44,48 @@ def write_manifest(path: Path, data: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(data), sort_keys=False))
     return path
+
+
+class ScopedMethods:
+    """A module whose tool methods scope their arguments as the pipeline does, then run.
+
+    For tests that want a module's own exception types (``ScopeViolation``, ``BackendError``)
+    rather than the agent's text; every other attribute is the module's.
+    """
+
+    def __init__(self, module: ToolModule) -> None:
+        object.__setattr__(self, "_module", module)
+        object.__setattr__(self, "_tools", {spec.method for spec in module.tool_specs()})
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._tools:
+            return _scoped_method(self._module, name)
+        return getattr(self._module, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._module, name, value)
+
+
+def _scoped_method(module: ToolModule, name: str) -> Callable[..., Any]:
+    method = getattr(type(module), name)
+    signature = inspect.signature(method)
+    hints = typing.get_type_hints(method, include_extras=True)
+    params = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in list(signature.parameters.values())[1:]
+    ]
+    rules = scope_rules(module, params)
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(module, *args, **kwargs)
+        bound.apply_defaults()
+        for param, rule in rules.items():
+            value = bound.arguments.get(param)
+            if value is not None:
+                bound.arguments[param] = rule.apply(value, module.agent_ctx)
+        return await method(*bound.args, **bound.kwargs)
+
+    return call
 
 
 @dataclass
@@ -54,6 +101,11 @@ class ModuleHarness:
     @property
     def redactor(self) -> Redactor:
         return self.runtime.redactor
+
+    @property
+    def direct(self) -> Any:
+        """The module's tool methods, scoped as the pipeline scopes them, without MCP around."""
+        return ScopedMethods(self.module)
 
     def name(self, tool: str) -> str:
         """The registered name of ``tool`` (given with or without the module prefix)."""
