@@ -124,20 +124,13 @@ def _assemble(
     telemetry = telemetry or telemetry_settings.configure(
         manifest.telemetry, environ, agent_ctx, redactor
     )
-    audit = open_audit_log(
-        manifest.audit.path or default_path(agent_ctx, dict(environ)),
-        agent_ctx,
-        redactor,
-        max_bytes=manifest.audit.max_bytes,
-        keep=manifest.audit.keep,
-        extra=[telemetry.process] if telemetry is not None else (),
-    )
+    audit = _open_audit(manifest, agent_ctx, environ, redactor, telemetry)
     broker = CredentialBroker(
         plans=plans,
         backends=backends,
         ttl=manifest.credentials.ttl,
         redactor=redactor,
-        on_event=lambda action, **fields: audit.record("credential", action=action, **fields),
+        on_event=lambda action, **fields: audit.write(records.credential(action, **fields)),
     )
 
     def credentials_for(key: str, cls: type[ToolModule]) -> ModuleCredentials:
@@ -147,21 +140,12 @@ def _assemble(
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
     pipeline = Pipeline(audit, redactor)
     names = registry.ToolNames()
-    tools: list[Tool] = []
-    for item, module in instances:
-        for planned_tool in item.tools:
-            names.claim(planned_tool.name, item.key)
-            tools.append(
-                pipeline.bind(
-                    module, planned_tool.spec, module_key=item.key, tool_name=planned_tool.name
-                )
-            )
     mcp = FastMCP(
         name="scoped-mcp",
         version=__version__,
         instructions=f"Tools for agent {agent_ctx.agent_id} ({agent_ctx.agent_type}). "
         "Every resource is confined to this agent; every call is audited.",
-        tools=tools,
+        tools=_bind_tools(pipeline, instances, names),
         middleware=[AuditBoundary(audit)],
         mask_error_details=True,
         on_duplicate="error",
@@ -177,6 +161,42 @@ def _assemble(
         planned={item.key: item for item in planned},
         pipeline=pipeline,
     )
+
+
+def _open_audit(
+    manifest: Manifest,
+    agent_ctx: AgentContext,
+    environ: Mapping[str, str],
+    redactor: Redactor,
+    telemetry: Telemetry | None,
+) -> AuditLog:
+    """The agent's audit log, its records also feeding telemetry when that is on."""
+    return open_audit_log(
+        manifest.audit.path or default_path(agent_ctx, dict(environ)),
+        agent_ctx,
+        redactor,
+        max_bytes=manifest.audit.max_bytes,
+        keep=manifest.audit.keep,
+        extra=[telemetry.process] if telemetry is not None else (),
+    )
+
+
+def _bind_tools(
+    pipeline: Pipeline,
+    instances: list[tuple[registry.PlannedModule, ToolModule]],
+    names: registry.ToolNames,
+) -> list[Tool]:
+    """The FastMCP tool of every planned ``@tool`` method, each claiming its name."""
+    tools: list[Tool] = []
+    for item, module in instances:
+        for planned_tool in item.tools:
+            names.claim(planned_tool.name, item.key)
+            tools.append(
+                pipeline.bind(
+                    module, planned_tool.spec, module_key=item.key, tool_name=planned_tool.name
+                )
+            )
+    return tools
 
 
 async def start_modules(runtime: Runtime) -> None:
