@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from scoped_mcp.errors import BackendError, InvalidArgument, ScopeViolation, ToolCallError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules.sqlite import SqliteModule
+from scoped_mcp.testing.harness import module_harness
 
 pytestmark = pytest.mark.anyio
 
@@ -25,18 +27,39 @@ AGENT = AgentContext("agent-01", "research")
 SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
-async def make_module(tmp_path: Path, agent: AgentContext = AGENT, **config: Any) -> SqliteModule:
-    settings = {"db_dir": str(tmp_path / "db"), "timeout_ms": 2000, **config}
-    module = SqliteModule(agent, {}, SqliteModule.config_model.model_validate(settings))
-    await module.startup()
-    return module
+Maker = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-async def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteModule:
+async def make_module(tmp_path: Path) -> AsyncIterator[Maker]:
+    """Start sqlite modules through the kit's harness; each is the harness's scoped direct view."""
+    async with contextlib.AsyncExitStack() as stack:
+        count = 0
+
+        async def make(agent: AgentContext = AGENT, **config: Any) -> Any:
+            nonlocal count
+            count += 1
+            settings = {"db_dir": str(tmp_path / "db"), "timeout_ms": 2000, **config}
+            harness = await stack.enter_async_context(
+                module_harness(
+                    tmp_path / "harness" / str(count),
+                    "sqlite",
+                    settings,
+                    agent_id=agent.agent_id,
+                    agent_type=agent.agent_type,
+                    mode="write",
+                )
+            )
+            return harness.direct
+
+        yield make
+
+
+@pytest.fixture
+async def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_module: Maker) -> SqliteModule:
     """A module whose database holds table t (3 rows, one index) and view tv."""
     monkeypatch.chdir(tmp_path)  # a relative file name an attack creates would land here
-    module = await make_module(tmp_path)
+    module = await make_module()
     await module.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     await module.execute("CREATE INDEX t_v ON t (v)")
     await module.execute("INSERT INTO t (v) VALUES ('a'), ('b'), ('c')")
@@ -92,32 +115,36 @@ async def refused(
 # -- start-up and isolation ----------------------------------------------------------------------
 
 
-async def test_startup_creates_private_directory_and_file(tmp_path: Path) -> None:
+async def test_startup_creates_private_directory_and_file(
+    tmp_path: Path, make_module: Maker
+) -> None:
     """startup() makes db_dir 0700 and the agent's agent_{agent_id}.db 0600, in WAL mode."""
-    module = await make_module(tmp_path)
+    module = await make_module()
     path = tmp_path / "db" / "agent_agent-01.db"
     assert stat.S_IMODE(os.stat(tmp_path / "db").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert snapshot(module)["header"][2] == "wal"
 
 
-async def test_startup_tightens_an_existing_file_and_refuses_a_link(tmp_path: Path) -> None:
+async def test_startup_tightens_an_existing_file_and_refuses_a_link(
+    tmp_path: Path, make_module: Maker
+) -> None:
     """An existing database file is made 0600; a symbolic link in its place stops start-up."""
     (tmp_path / "db").mkdir()
     existing = tmp_path / "db" / "agent_agent-01.db"
     existing.touch(mode=0o644)
-    await make_module(tmp_path)
+    await make_module()
     assert stat.S_IMODE(os.stat(existing).st_mode) == 0o600
     (tmp_path / "elsewhere.db").touch()
     (tmp_path / "db" / "agent_agent-02.db").symlink_to(tmp_path / "elsewhere.db")
     with pytest.raises(Exception, match="cannot open the agent database"):
-        await make_module(tmp_path, AgentContext("agent-02", "research"))
+        await make_module(AgentContext("agent-02", "research"))
 
 
-async def test_two_agents_get_separate_files(tmp_path: Path) -> None:
+async def test_two_agents_get_separate_files(tmp_path: Path, make_module: Maker) -> None:
     """Agents with different ids sharing db_dir each see only their own database."""
-    first = await make_module(tmp_path)
-    second = await make_module(tmp_path, AgentContext("agent-02", "research"))
+    first = await make_module()
+    second = await make_module(AgentContext("agent-02", "research"))
     await first.execute("CREATE TABLE secrets (v TEXT)")
     await first.execute("INSERT INTO secrets VALUES ('mine')")
     assert (await second.list_tables())["tables"] == []
@@ -187,9 +214,9 @@ async def test_read_only_pragmas_and_table_functions_work(db: SqliteModule) -> N
     assert (await db.query("PRAGMA integrity_check"))["rows"] == [["ok"]]
 
 
-async def test_result_rows_are_capped(tmp_path: Path) -> None:
+async def test_result_rows_are_capped(tmp_path: Path, make_module: Maker) -> None:
     """More rows than max_rows come back cut at max_rows with truncated=true."""
-    module = await make_module(tmp_path, max_rows=10)
+    module = await make_module(max_rows=10)
     sql = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 50) SELECT i FROM n"
     result = await module.query(sql)
     assert (result["row_count"], result["truncated"]) == (10, True)
@@ -198,9 +225,9 @@ async def test_result_rows_are_capped(tmp_path: Path) -> None:
     assert (exact["row_count"], exact["truncated"]) == (10, False)
 
 
-async def test_result_bytes_are_capped(tmp_path: Path) -> None:
+async def test_result_bytes_are_capped(tmp_path: Path, make_module: Maker) -> None:
     """Rows past max_result_bytes are dropped with truncated=true."""
-    module = await make_module(tmp_path, max_result_bytes=10_000)
+    module = await make_module(max_result_bytes=10_000)
     sql = (
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100) "
         "SELECT printf('%.1000c', 'x') FROM n"
@@ -384,9 +411,11 @@ async def test_attach_and_vacuum_into_create_no_file(db: SqliteModule, tmp_path:
     assert not target.exists()
 
 
-async def test_recursive_cte_loop_stops_at_the_time_limit(tmp_path: Path) -> None:
+async def test_recursive_cte_loop_stops_at_the_time_limit(
+    tmp_path: Path, make_module: Maker
+) -> None:
     """An endless WITH RECURSIVE is interrupted at timeout_ms and the database stays usable."""
-    module = await make_module(tmp_path, timeout_ms=300)
+    module = await make_module(timeout_ms=300)
     sql = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r"
     started = time.monotonic()
     message = await refused(module.query, sql, kind=BackendError)
@@ -397,9 +426,11 @@ async def test_recursive_cte_loop_stops_at_the_time_limit(tmp_path: Path) -> Non
     assert (await module.list_tables())["tables"] == []
 
 
-async def test_huge_sql_is_refused_before_sqlite_sees_it(tmp_path: Path) -> None:
+async def test_huge_sql_is_refused_before_sqlite_sees_it(
+    tmp_path: Path, make_module: Maker
+) -> None:
     """SQL longer than max_sql_chars is refused with a short message that does not echo it."""
-    module = await make_module(tmp_path, max_sql_chars=1000)
+    module = await make_module(max_sql_chars=1000)
     message = await refused(module.query, "SELECT '" + "x" * 2000 + "'", kind=InvalidArgument)
     assert "1000-character limit" in message
     assert "xxxx" not in message
