@@ -97,6 +97,10 @@ class SecretBackend(ABC):
     key lives (``vault.path``); each key is then a field of it. None: the key is the path."""
     source_needs: ClassVar[str] = ""
     """What to say when ``source_field`` is not set."""
+    shares_reads: ClassVar[bool] = True
+    """Whether one ``fetch`` returns every field of its path, so keys naming one path share one
+    read (and one lease). False when a read returns only the field asked for (a keyring entry
+    is one username): each field is then read, and cached, on its own."""
 
     # -- construction and references (class level: no backend instance is needed) -----------
 
