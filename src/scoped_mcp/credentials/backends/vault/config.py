@@ -46,7 +46,13 @@ class VaultSpec(StrictModel):
     ca_cert: ManifestPath | None = Field(
         default=None, description="CA bundle to verify the server's TLS certificate."
     )
-    timeout: float = Field(default=5.0, gt=0, le=60, description="Request timeout in seconds.")
+    timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds to wait for Vault to connect and to answer each request; a server "
+        "that does not is reported as timed out.",
+    )
 
     @model_validator(mode="after")
     def _auth_inputs(self) -> VaultSpec:

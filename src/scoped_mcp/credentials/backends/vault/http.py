@@ -32,7 +32,7 @@ def policy_fix(api_path: str, capability: str) -> str:
 
 
 @contextmanager
-def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
+def _vault_errors(addr: str, api_path: str, capability: str, timeout: float) -> Iterator[None]:
     """Turn hvac and requests failures into ours; no response text or exception text crosses."""
     import hvac.exceptions as vault
     import requests
@@ -62,6 +62,12 @@ def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
         raise BackendMisconfigured(
             f"TLS verification failed for vault at {addr}",
             fix="set credentials.vault.ca_cert to the CA that signed vault's certificate",
+        ) from None
+    except requests.exceptions.Timeout:
+        raise BackendUnavailable(
+            f"vault at {addr} did not answer within {timeout:g}s (timed out)",
+            fix=f"check that vault/OpenBao at {addr} is up and answering, or raise "
+            "credentials.vault.timeout",
         ) from None
     except requests.RequestException:
         raise BackendUnavailable(
@@ -111,7 +117,7 @@ class Connection:
             session=self._session,
         )
         try:
-            with _vault_errors(self.addr, api_path, capability):
+            with _vault_errors(self.addr, api_path, capability, self._spec.timeout):
                 answer = client.adapter.request(
                     method,
                     f"/v1/{api_path}",
