@@ -202,3 +202,42 @@ def test_short_lived_token_warns_and_exits_2(bao: Bao, value: str, tmp_path: Pat
     assert "shorter than a working session (1h00m)" in out
     assert "1 key (1 ok), 0 required unusable, 1 warnings: exit 2 (warnings only)" in out
     assert_nowhere(out + err, value, token, bao.root_token)
+
+
+def test_an_ambient_vault_client_cert_is_neither_used_nor_fatal(
+    bao: Bao, value: str, tmp_path: Path
+) -> None:
+    """VAULT_CLIENT_CERT/VAULT_CLIENT_KEY in the environment (here naming files that do not exist)
+    are ignored: only credentials.vault.client_cert/client_key count, so the check passes."""
+    token = token_for(bao, "scoped-mcp-research", ttl="2h")
+    env = {
+        TOKEN_ENV: token,
+        "VAULT_CLIENT_CERT": str(tmp_path / "no-such-cert.pem"),
+        "VAULT_CLIENT_KEY": str(tmp_path / "no-such-key.pem"),
+    }
+    code, out, err = creds_check(tmp_path, write_manifest(tmp_path, bao.addr), **env)
+    assert code == 0, out + err
+    assert "leak    API_TOKEN  vault:secret/scoped-mcp/research#API_TOKEN  ok" in out
+    assert "no-such-cert" not in out + err
+    assert_nowhere(out + err, value, token, bao.root_token)
+
+
+def test_client_cert_files_are_checked_missing_at_load_and_a_shared_key_refused(
+    bao: Bao, value: str, tmp_path: Path
+) -> None:
+    """A client_cert that does not exist is a manifest error naming the field (exit 3); a
+    client_key others can read makes every key insecure, with the chmod that fixes it (exit 1)."""
+    token = token_for(bao, "scoped-mcp-research", ttl="2h")
+    cert, key = tmp_path / "client.pem", tmp_path / "client-key.pem"
+    manifest = write_manifest(tmp_path, bao.addr, client_cert=str(cert), client_key=str(key))
+    code, out, err = creds_check(tmp_path, manifest, **{TOKEN_ENV: token})
+    assert code == 3, out + err
+    assert f"client_cert: {cert} is not a file" in err
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o644)
+    code, out, err = creds_check(tmp_path, manifest, **{TOKEN_ENV: token})
+    assert code == 1, out + err
+    assert f"insecure  credentials.vault.client_key: {key}: mode 0644 lets others read it" in out
+    assert f"fix: chmod 600 {key}" in out
+    assert_nowhere(out + err, value, token, bao.root_token)

@@ -5,7 +5,9 @@ Invariants this file keeps:
 - Every hvac client gets its token passed explicitly, as a ``str`` (``""`` before login), never
   ``None``: ``hvac.Client(token=None)`` falls back to ``$VAULT_TOKEN`` and then
   ``~/.vault-token``, which would let an operator's ambient token stand in for the broker's own.
-  The HTTP session ignores the environment too (no proxy, netrc or CA bundle from env vars).
+  The HTTP session ignores the environment too (no proxy, netrc or CA bundle from env vars), and
+  the TLS client certificate is the manifest's (``client_cert``/``client_key``), never hvac's
+  ``$VAULT_CLIENT_CERT``/``$VAULT_CLIENT_KEY``.
 - The broker's token, and the AppRole role-id and secret-id kept for re-login, are sealed
   (``Sealer``). A client holding the plaintext token lives for one request.
 - Login is lazy; ``check`` (the start-up preflight) proves that it works. The token is renewed
@@ -97,6 +99,9 @@ class VaultBackend(SecretBackend):
             self._problem = BackendMisconfigured(
                 "the vault backend needs hvac, which is not installed", fix=INSTALL_FIX
             )
+            return
+        except CredentialError as exc:  # the client certificate's key file is not private
+            self._problem = exc
             return
         self._auth = TokenKeeper(spec, environ, self._conn, approle_login=approle_login)
 

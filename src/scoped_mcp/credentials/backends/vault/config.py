@@ -46,6 +46,16 @@ class VaultSpec(StrictModel):
     ca_cert: ManifestPath | None = Field(
         default=None, description="CA bundle to verify the server's TLS certificate."
     )
+    client_cert: ManifestPath | None = Field(
+        default=None,
+        description="Client certificate (PEM) for Vault's TLS client auth; also its key, unless "
+        "client_key is set. Never taken from $VAULT_CLIENT_CERT.",
+    )
+    client_key: ManifestPath | None = Field(
+        default=None,
+        description="Private key of client_cert (PEM; mode 0600, ours). Never taken from "
+        "$VAULT_CLIENT_KEY.",
+    )
     timeout: float = Field(
         default=5.0,
         gt=0,
@@ -65,4 +75,10 @@ class VaultSpec(StrictModel):
             raise ValueError(
                 f"ca_cert: {self.ca_cert} is not a file (the CA bundle for Vault's TLS)"
             )
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        for name in ("client_cert", "client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a file (Vault's TLS client auth)")
         return self

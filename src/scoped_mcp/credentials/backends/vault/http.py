@@ -2,21 +2,25 @@
 
 ``Connection.request`` builds a short-lived hvac client per request with the token passed as a
 ``str`` (``""`` for none): ``hvac.Client(token=None)`` would read ``$VAULT_TOKEN`` or
-``~/.vault-token`` instead. ``_vault_errors`` is the one place hvac and requests failures become
-``CredentialError``s; no response body or exception text crosses it.
+``~/.vault-token`` instead. The TLS client certificate is passed the same way (``client_cert``).
+``_vault_errors`` is the one place hvac and requests failures become ``CredentialError``s; no
+response body or exception text crosses it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from scoped_mcp.credentials.backends.file import privacy_problems
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
     BackendUnavailable,
+    InsecureSource,
     SecretNotFound,
 )
 
@@ -80,6 +84,31 @@ def _vault_errors(addr: str, api_path: str, capability: str, timeout: float) -> 
         ) from None
 
 
+def client_cert(spec: VaultSpec) -> tuple[str, str] | str | tuple[()]:
+    """The TLS client certificate for hvac, from the manifest only; its key file must be private.
+
+    Never None: ``hvac.Client(cert=None)`` takes ``$VAULT_CLIENT_CERT``/``$VAULT_CLIENT_KEY``
+    (read when hvac is imported), and an empty tuple means "no client certificate" to requests.
+    """
+    if spec.client_cert is None:
+        return ()
+    key = spec.client_key or spec.client_cert
+    try:
+        info = os.stat(key)
+    except OSError:
+        field = "client_key" if spec.client_key else "client_cert"
+        raise BackendMisconfigured(f"credentials.vault.{field}: {key} cannot be read") from None
+    problems, fixes = privacy_problems(info, str(key))
+    if problems:
+        field = "client_key" if spec.client_key else "client_cert"
+        raise InsecureSource(
+            f"credentials.vault.{field}: {key}: {'; '.join(problems)}", fix="; ".join(fixes)
+        )
+    if spec.client_key is None:
+        return str(spec.client_cert)
+    return (str(spec.client_cert), str(spec.client_key))
+
+
 class Connection:
     """Sends single requests to one Vault/OpenBao server, the token always passed explicitly."""
 
@@ -90,6 +119,7 @@ class Connection:
         self.addr = addr
         self._hvac: Any = hvac
         self._spec = spec
+        self._cert = client_cert(spec)
         self._session = requests.Session()
         # No proxy, netrc credentials or CA bundle from the environment: only the manifest counts.
         self._session.trust_env = False
@@ -112,6 +142,7 @@ class Connection:
             url=self.addr,
             token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
             verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
+            cert=self._cert,
             timeout=self._spec.timeout,
             namespace=self._spec.namespace,
             session=self._session,
