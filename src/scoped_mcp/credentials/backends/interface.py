@@ -28,11 +28,14 @@ from scoped_mcp.errors import CredentialError, ManifestError
 if TYPE_CHECKING:
     from scoped_mcp.identity import AgentContext
 
-Status = Literal["ok", "missing", "denied", "unreachable", "insecure", "broken"]
+Status = Literal["ok", "unverified", "missing", "denied", "unreachable", "insecure", "broken"]
+"""``ok`` only when the value was read (or its existence proven without reading it);
+``unverified`` when the check could not look (no login allowed): a warning, never a failure."""
 EventSink = Callable[..., None]
 LoginSpend = Literal["unwrap", "plain-only", "never"]
-"""What a backend's own login may spend: all it needs (the server), a plain one-use input only
-(``creds check --spend-secret-id``), or nothing (``creds check``). Vault's AppRole uses it."""
+"""What a backend's own login may spend: all it needs (the server: unwrap a wrapped secret-id),
+only what can be used again (``creds check``: a reusable secret-id, never a wrapping token or a
+limited-use one), or nothing at all. Vault's AppRole uses it."""
 
 
 @dataclass(slots=True, repr=False)

@@ -103,6 +103,8 @@ class VaultBackend(SecretBackend):
         except CredentialError as exc:  # the client certificate's key file is not private
             self._problem = exc
             return
+        if approle_login == "plain-only" and spec.secret_id_uses == "limited":  # noqa: S105 - a mode
+            approle_login = "never"  # each check would use up one of the secret-id's uses
         self._auth = TokenKeeper(spec, environ, self._conn, approle_login=approle_login)
 
     def __repr__(self) -> str:
@@ -201,8 +203,8 @@ class VaultBackend(SecretBackend):
     def check_many(self, refs: Sequence[SecretRef]) -> list[Finding]:
         """``check`` for many references: one health, one lookup-self, one capabilities request.
 
-        Without a login (``creds check`` with an AppRole secret-id it must not spend) each key
-        is reported ok but unverified (``facts["verified"]`` false), with the reason.
+        Without a login (``creds check`` with a wrapped or limited-use AppRole secret-id, which
+        it must not spend) each key is ``unverified``, with the reason.
         """
         base: dict[str, Any] = {"addr": self._addr}
         try:
@@ -210,8 +212,12 @@ class VaultBackend(SecretBackend):
             vault_check.health(keeper, self._addr, base)
             auth = vault_check.authenticate(keeper, self._spec)
             if not auth.logged_in:
-                detail = f"vault reachable at {self._addr}; not verified without a login"
-                return [Finding("ok", detail, facts={**base, "verified": False}) for _ in refs]
+                detail = (
+                    f"vault reachable at {self._addr}; not verified: no AppRole login "
+                    f"({vault_check.no_login_reason(auth.facts)}), so not read"
+                )
+                facts = {**base, "verified": False}
+                return [Finding("unverified", detail, facts=dict(facts)) for _ in refs]
             base.update(token_ttl=auth.facts["token_ttl"], policies=auth.facts["token_policies"])
             wanted = [self.api_path(ref) for ref in refs]
             dynamic = sorted({ref.path.strip("/") for ref in refs if ref.scheme != "vault"})

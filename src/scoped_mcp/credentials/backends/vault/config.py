@@ -37,6 +37,12 @@ class VaultSpec(StrictModel):
         default=None,
         description="File holding the secret-id (read once; may be response-wrapped).",
     )
+    secret_id_uses: Literal["reusable", "limited"] = Field(
+        default="reusable",
+        description="limited: the secret-id has a use limit (secret_id_num_uses), so creds "
+        "check never logs in with it and reports its keys unverified. reusable: creds check "
+        "logs in with a plain secret-id and revokes its token at once.",
+    )
     approle_mount: str = Field(default="approle", description="The AppRole auth mount.")
     path: str | None = Field(
         default=None, description="KV secret whose fields are the keys, for source: vault."
