@@ -167,7 +167,8 @@ def test_token_is_renewed_then_replaced_by_login_past_max_ttl(bao: Bao) -> None:
 
 
 def test_check_reports_each_status_with_a_one_line_fix(bao: Bao) -> None:
-    """check() says ok, missing (field or secret), denied or unreachable, each with a fix."""
+    """check() says ok, missing (field or secret), denied or unreachable, each with a fix; a
+    dynamic path it may read but did not issue is unverified."""
     bao.put_kv2("scoped-mcp/research", api_token="check-value")
     backend, events = approle(bao)
     ok = backend.check(RESEARCH)
@@ -187,7 +188,8 @@ def test_check_reports_each_status_with_a_one_line_fix(bao: Bao) -> None:
     assert denied.fix is not None
     assert 'path "secret/data/scoped-mcp/ops" { capabilities = ["read"] }' in denied.fix
     dynamic = backend.check(SecretRef("vault-dynamic", "database/creds/scoped-mcp-research", "u"))
-    assert dynamic.status == "ok", dynamic
+    assert dynamic.status == "unverified", dynamic  # capability only: issuing proves the role
+    assert "not issued, so the role is not proved (creds check --deep" in dynamic.detail
     down = token_backend(bao, "unused", addr=f"http://127.0.0.1:{free_port()}").check(RESEARCH)
     assert down.status == "unreachable"
     assert down.detail.startswith("vault unreachable at http://127.0.0.1:")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from scoped_mcp.commands.creds_deep import DeepReport, deep_check
+from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -124,6 +124,7 @@ def collect(
         described = _describe(backends)
         reports = check_plans(plans, backends)
         deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
+        reports = proven(reports, deep)
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()

@@ -35,6 +35,23 @@ class DeepReport:
     finding: Finding
 
 
+def proven(reports: list[KeyReport], deep: list[DeepReport]) -> list[KeyReport]:
+    """The key reports with each key of a source ``--deep`` issued and revoked turned ``ok``:
+    issuing it is what proves a dynamic secret's role."""
+    done = {d.source.path: d for d in deep if d.finding.status == "ok"}
+    out = []
+    for report in reports:
+        ref = report.plan.ref
+        deep_report = done.get(ref.path.strip("/")) if ref.scheme == "vault-dynamic" else None
+        if deep_report is None or not report.unverified:
+            out.append(report)
+            continue
+        facts = {**report.finding.facts, "issued": True}
+        detail = f"issued and revoked by --deep: {deep_report.finding.detail}"
+        out.append(KeyReport(report.plan, Finding("ok", detail, facts=facts)))
+    return out
+
+
 def deep_check(
     reports: list[KeyReport], backends: Mapping[str, SecretBackend], *, pg_dsn: str | None
 ) -> list[DeepReport]:
@@ -61,7 +78,7 @@ def _deep_one(
     failed = next((r for r in group if r.broken), None)
     if failed is not None:
         return Finding(failed.finding.status, "not issued: its key check failed (see above)")
-    if any(r.unverified for r in group):
+    if any(r.finding.facts.get("verified") is False for r in group):
         return Finding("unverified", "not issued: no AppRole login (its key is unverified)")
     return _issue(backends[source.scheme], source, pg_dsn)
 

@@ -250,11 +250,18 @@ class VaultBackend(SecretBackend):
                 self._check_field(ref, api_path, reads)
         except CredentialError as exc:
             return vault_check.finding_from(exc, facts)
-        if ref.scheme != "vault" and api_path not in warned:
+        if ref.scheme == "vault":
+            return Finding("ok", f"KV field readable at {self._addr}", facts=facts)
+        if api_path not in warned:
             warned.add(api_path)
             facts["warnings"] = _lease_warnings(api_path, caps)
-        what = "KV field" if ref.scheme == "vault" else "dynamic secret path"
-        return Finding("ok", f"{what} readable at {self._addr}", facts=facts)
+        # The capability says the token may ask; only issuing proves the role exists.
+        return Finding(
+            "unverified",
+            f"the token may read {api_path} at {self._addr}; not issued, so the role is "
+            "not proved (creds check --deep issues and revokes one)",
+            facts=facts,
+        )
 
     def describe(self) -> Finding:
         """Once per backend: address and TLS, health, authentication, the token's lifetime."""
