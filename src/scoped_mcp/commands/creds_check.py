@@ -193,7 +193,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
     }
 
 
-_COLOURS = {"ok": "32", "unreachable": "33"}  # every other status is red
+_COLOURS = {"ok": "32", "unverified": "33", "unreachable": "33"}  # every other status is red
 _MEANING = {
     EXIT_OK: "all good",
     EXIT_BROKEN: "a required key is unusable",
@@ -255,13 +255,10 @@ def summary_line(result: CheckResult) -> str:
     )
     unverified = sum(1 for r in result.reports if r.unverified)
     if unverified:
-        keys = "key" if unverified == 1 else "keys"
+        keys, its = ("key", "its") if unverified == 1 else ("keys", "their")
         line += (
-            f"; not checked: {unverified} {keys} unverified (its existence and the token's "
+            f"; not checked: {unverified} {keys} unverified ({its} existence and the token's "
             "capabilities)"
-            if unverified == 1
-            else f"; not checked: {unverified} {keys} unverified (their existence and the "
-            "token's capabilities)"
         )
     return line
 
