@@ -299,3 +299,18 @@ def test_client_cert_files_are_checked_missing_at_load_and_a_shared_key_refused(
     assert f"insecure  credentials.vault.client_key: {key}: mode 0644 lets others read it" in out
     assert f"fix: chmod 600 {key}" in out
     assert_nowhere(out + err, value, token, bao.root_token)
+
+
+def test_a_dynamic_key_not_issued_is_unverified_not_ok(bao: Bao, tmp_path: Path) -> None:
+    """A vault-dynamic: path the token may read is unverified without --deep (the capability does
+    not prove the role exists; here no engine is even mounted): exit 2, and the summary says so."""
+    token = token_for(bao, "scoped-mcp-research", ttl="2h")
+    keys = {"API_TOKEN": "vault-dynamic:database/creds/scoped-mcp-research#password"}
+    manifest = write_manifest(tmp_path, bao.addr, keys=keys)
+    code, out, err = creds_check(tmp_path, manifest, **{TOKEN_ENV: token})
+    assert code == 2, out + err
+    assert "#password  unverified  the token may read database/creds/scoped-mcp-research" in out
+    assert out.rstrip().endswith(
+        "exit 2 (warnings only); not checked: 1 key unverified (not read: see the detail)"
+    )
+    assert_nowhere(out + err, token, bao.root_token)

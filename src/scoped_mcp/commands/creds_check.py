@@ -253,14 +253,21 @@ def summary_line(result: CheckResult) -> str:
         f"{total} key{'' if total == 1 else 's'} ({by_status or 'none'}), {bad} required "
         f"unusable, {len(result.warnings())} warnings: exit {code} ({_MEANING[code]})"
     )
-    unverified = sum(1 for r in result.reports if r.unverified)
-    if unverified:
-        keys, its = ("key", "its") if unverified == 1 else ("keys", "their")
-        line += (
-            f"; not checked: {unverified} {keys} unverified ({its} existence and the token's "
-            "capabilities)"
-        )
-    return line
+    return line + _not_checked(result.reports)
+
+
+def _not_checked(reports: list[KeyReport]) -> str:
+    """What the check could not look at: keys unverified for want of a login, and others."""
+    unverified = [r for r in reports if r.unverified]
+    no_login = sum(1 for r in unverified if r.finding.facts.get("verified") is False)
+    parts = []
+    if no_login:
+        keys, its = ("key", "its") if no_login == 1 else ("keys", "their")
+        parts.append(f"{no_login} {keys} unverified ({its} existence and the token's capabilities)")
+    if others := len(unverified) - no_login:
+        keys = "key" if others == 1 else "keys"
+        parts.append(f"{others} {keys} unverified (not read: see the detail)")
+    return f"; not checked: {', '.join(parts)}" if parts else ""
 
 
 def run(
