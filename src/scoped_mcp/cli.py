@@ -75,8 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--spend-secret-id",
         action="store_true",
-        help="AppRole: log in with a plain secret-id, using one of its uses (never do this with "
-        "a single-use one); a wrapped secret-id is never unwrapped",
+        help="accepted for compatibility, changes nothing: the check logs in with a plain "
+        "AppRole secret-id by default (never a wrapped one, nor one the manifest marks "
+        "secret_id_uses: limited)",
     )
     _add_audit_commands(commands)
     return parser
@@ -133,11 +134,13 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "creds":
         from scoped_mcp.commands import creds_check
 
-        options = creds_check.Options(
-            deep=args.deep,
-            pg_dsn=args.deep_pg_dsn,
-            approle_login="plain-only" if args.spend_secret_id else "never",
-        )
+        if args.spend_secret_id:
+            print(
+                "scoped-mcp: --spend-secret-id is the default now and changes nothing (a "
+                "limited-use secret-id is marked in the manifest: secret_id_uses: limited)",
+                file=sys.stderr,
+            )
+        options = creds_check.Options(deep=args.deep, pg_dsn=args.deep_pg_dsn)
         return creds_check.run(
             args.creds_manifest,
             agent_id=args.agent_id,

@@ -101,11 +101,6 @@ async def test_the_real_server_sends_with_a_token_from_the_keyring(
     assert token not in json.dumps(result)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the broker caches keyring values by service (SecretRef.source is scheme and path), "
-    "but a keyring read returns one username: the second key of a service is 'not in' the entry",
-)
 @pytest.mark.anyio
 async def test_the_real_server_sends_with_two_keys_of_one_keyring_service(
     tmp_path: Path, serve: Callable[..., AbstractAsyncContextManager[ServerHandle]]

@@ -167,7 +167,8 @@ def test_token_is_renewed_then_replaced_by_login_past_max_ttl(bao: Bao) -> None:
 
 
 def test_check_reports_each_status_with_a_one_line_fix(bao: Bao) -> None:
-    """check() says ok, missing (field or secret), denied or unreachable, each with a fix."""
+    """check() says ok, missing (field or secret), denied or unreachable, each with a fix; a
+    dynamic path it may read but did not issue is unverified."""
     bao.put_kv2("scoped-mcp/research", api_token="check-value")
     backend, events = approle(bao)
     ok = backend.check(RESEARCH)
@@ -187,7 +188,8 @@ def test_check_reports_each_status_with_a_one_line_fix(bao: Bao) -> None:
     assert denied.fix is not None
     assert 'path "secret/data/scoped-mcp/ops" { capabilities = ["read"] }' in denied.fix
     dynamic = backend.check(SecretRef("vault-dynamic", "database/creds/scoped-mcp-research", "u"))
-    assert dynamic.status == "ok", dynamic
+    assert dynamic.status == "unverified", dynamic  # capability only: issuing proves the role
+    assert "not issued, so the role is not proved (creds check --deep" in dynamic.detail
     down = token_backend(bao, "unused", addr=f"http://127.0.0.1:{free_port()}").check(RESEARCH)
     assert down.status == "unreachable"
     assert down.detail.startswith("vault unreachable at http://127.0.0.1:")
@@ -231,13 +233,14 @@ def test_sealed_vault_is_unavailable_then_recovers(private_bao: Bao) -> None:
 
 
 def test_paused_vault_times_out_as_unreachable_and_recovers(private_bao: Bao) -> None:
-    """A server that stops answering is 'vault unreachable'; reads work again once it resumes."""
+    """A server that stops answering has timed out (after the set timeout); reads work again once
+    it resumes."""
     private_bao.put_kv2("scoped-mcp/research", api_token="pause-test")
     backend, _ = approle(private_bao, timeout=0.5)
     backend.fetch(RESEARCH)
     private_bao.pause()
     try:
-        with pytest.raises(BackendUnavailable, match="vault unreachable at"):
+        with pytest.raises(BackendUnavailable, match=r"did not answer within 0\.5s \(timed out\)"):
             backend.fetch(RESEARCH)
     finally:
         private_bao.resume()

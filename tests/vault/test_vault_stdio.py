@@ -136,7 +136,8 @@ async def test_rotation_in_vault_reaches_the_next_call_after_the_ttl(
 async def test_paused_vault_fails_only_uncached_keys_and_recovers(
     private_bao: Bao, write_manifest: Callable[..., Path], serve: Callable[..., Any]
 ) -> None:
-    """Vault stopped mid-session: cached keys work, others fail clearly, then all recover."""
+    """Vault paused mid-session: cached keys work, others fail saying Vault timed out, then all
+    recover."""
     bao = private_bao
     bao.put_kv2("scoped-mcp/research", API_TOKEN="cached-value")
     bao.put_kv2("scoped-mcp/shared", other="shared-value")
@@ -150,7 +151,8 @@ async def test_paused_vault_fails_only_uncached_keys_and_recovers(
             error = await server.error("vaulted_token_digest", {"key": "OTHER_TOKEN"})
         finally:
             bao.resume()
-        assert f"OTHER_TOKEN unavailable: vault unreachable at {bao.addr}" in error
+        assert f"OTHER_TOKEN unavailable: vault at {bao.addr} did not answer within " in error
+        assert "(timed out)" in error
         assert await server.call("vaulted_token_digest", {"key": "OTHER_TOKEN"}) == digest(
             "shared-value"
         )

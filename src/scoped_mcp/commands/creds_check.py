@@ -5,8 +5,10 @@ unusable, a backend warning); 3 the manifest itself is invalid. ``--json`` print
 docs/troubleshooting.md.
 
 The per-key checks are the server's start-up preflight (``credentials/check.py``), with one
-difference: Vault's AppRole login may not spend the secret-id (``approle_login``, default
-``"never"``; see ``credentials/backends/vault/auth.py``).
+difference: Vault's AppRole login spends only what can be spent again (``approle_login``
+``"plain-only"``: a plain secret-id, never a wrapping token nor one marked
+``secret_id_uses: limited``; see ``credentials/backends/vault/auth.py``). A key the check could
+not look at is ``unverified``: a warning (exit 2), and the summary line says what was not checked.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from scoped_mcp.commands.creds_deep import DeepReport, deep_check
+from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -44,9 +46,9 @@ class CheckResult:
 
     @property
     def exit_code(self) -> int:
-        if any(r.plan.required and not r.usable for r in self.reports):
+        if any(r.plan.required and r.broken for r in self.reports):
             return EXIT_BROKEN
-        if any(d.required and d.finding.status != "ok" for d in self.deep):
+        if any(d.required and d.finding.status not in ("ok", "unverified") for d in self.deep):
             return EXIT_BROKEN
         if self.warnings():
             return EXIT_WARNINGS
@@ -57,6 +59,11 @@ class CheckResult:
             f"{r.plan.key} (optional, module {r.plan.module}): {r.finding.status}"
             for r in self.reports
             if not r.plan.required and not r.usable
+        ]
+        found += [
+            f"{r.plan.key} (module {r.plan.module}): unverified"
+            for r in self.reports
+            if r.plan.required and r.unverified
         ]
         for report in self.reports:
             found += [f"{report.plan.key}: {w}" for w in report.finding.facts.get("warnings", [])]
@@ -87,7 +94,7 @@ class Options:
 
     deep: bool = False
     pg_dsn: str | None = None
-    approle_login: LoginSpend = "never"
+    approle_login: LoginSpend = "plain-only"
 
 
 def collect(
@@ -117,6 +124,7 @@ def collect(
         described = _describe(backends)
         reports = check_plans(plans, backends)
         deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
+        reports = proven(reports, deep)
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
@@ -185,7 +193,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
     }
 
 
-_COLOURS = {"ok": "32", "unreachable": "33"}  # every other status is red
+_COLOURS = {"ok": "32", "unverified": "33", "unreachable": "33"}  # every other status is red
 _MEANING = {
     EXIT_OK: "all good",
     EXIT_BROKEN: "a required key is unusable",
@@ -239,12 +247,27 @@ def summary_line(result: CheckResult) -> str:
         counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
     by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     total = len(result.reports)
-    bad = sum(1 for r in result.reports if r.plan.required and not r.usable)
+    bad = sum(1 for r in result.reports if r.plan.required and r.broken)
     code = result.exit_code
-    return (
+    line = (
         f"{total} key{'' if total == 1 else 's'} ({by_status or 'none'}), {bad} required "
         f"unusable, {len(result.warnings())} warnings: exit {code} ({_MEANING[code]})"
     )
+    return line + _not_checked(result.reports)
+
+
+def _not_checked(reports: list[KeyReport]) -> str:
+    """What the check could not look at: keys unverified for want of a login, and others."""
+    unverified = [r for r in reports if r.unverified]
+    no_login = sum(1 for r in unverified if r.finding.facts.get("verified") is False)
+    parts = []
+    if no_login:
+        keys, its = ("key", "its") if no_login == 1 else ("keys", "their")
+        parts.append(f"{no_login} {keys} unverified ({its} existence and the token's capabilities)")
+    if others := len(unverified) - no_login:
+        keys = "key" if others == 1 else "keys"
+        parts.append(f"{others} {keys} unverified (not read: see the detail)")
+    return f"; not checked: {', '.join(parts)}" if parts else ""
 
 
 def run(
@@ -259,12 +282,6 @@ def run(
     """The whole command; returns the exit code."""
     out = out or sys.stdout
     options = options or Options()
-    if options.approle_login != "never":
-        print(
-            "scoped-mcp: --spend-secret-id: an AppRole login with a plain secret-id uses one of "
-            "its uses (a wrapped secret-id is still never unwrapped)",
-            file=sys.stderr,
-        )
     try:
         result = collect(manifest_path, agent_id, environ, options)
     except ScopedMCPError as exc:

@@ -1,11 +1,11 @@
 """``creds check --deep``: issue each dynamic credential once, prove it, revoke it at once.
 
 Only ``vault-dynamic:`` sources are issued, once per source however many keys share it, and only
-when their key check passed with a login (a check that could not log in without spending the
-AppRole secret-id issues nothing). A source whose fields are ``username`` and ``password`` is
-tried as a PostgreSQL login when ``--deep-pg-dsn`` says where the server is; anything else is
-proved by issue and revocation alone. Values live only inside ``_issue``; no value, not even a
-username, reaches a finding, and no exception text from psycopg is kept.
+when their key check passed with a login (a check that may not log in, with a wrapped or
+limited-use AppRole secret-id, issues nothing). A source whose fields are ``username`` and
+``password`` is tried as a PostgreSQL login when ``--deep-pg-dsn`` says where the server is;
+anything else is proved by issue and revocation alone. Values live only inside ``_issue``; no
+value, not even a username, reaches a finding, and no exception text from psycopg is kept.
 """
 
 from __future__ import annotations
@@ -35,6 +35,23 @@ class DeepReport:
     finding: Finding
 
 
+def proven(reports: list[KeyReport], deep: list[DeepReport]) -> list[KeyReport]:
+    """The key reports with each key of a source ``--deep`` issued and revoked turned ``ok``:
+    issuing it is what proves a dynamic secret's role."""
+    done = {d.source.path: d for d in deep if d.finding.status == "ok"}
+    out = []
+    for report in reports:
+        ref = report.plan.ref
+        deep_report = done.get(ref.path.strip("/")) if ref.scheme == "vault-dynamic" else None
+        if deep_report is None or not report.unverified:
+            out.append(report)
+            continue
+        facts = {**report.finding.facts, "issued": True}
+        detail = f"issued and revoked by --deep: {deep_report.finding.detail}"
+        out.append(KeyReport(report.plan, Finding("ok", detail, facts=facts)))
+    return out
+
+
 def deep_check(
     reports: list[KeyReport], backends: Mapping[str, SecretBackend], *, pg_dsn: str | None
 ) -> list[DeepReport]:
@@ -58,11 +75,11 @@ def _deep_one(
     backends: Mapping[str, SecretBackend],
     pg_dsn: str | None,
 ) -> Finding:
-    failed = next((r for r in group if not r.usable), None)
+    failed = next((r for r in group if r.broken), None)
     if failed is not None:
         return Finding(failed.finding.status, "not issued: its key check failed (see above)")
     if any(r.finding.facts.get("verified") is False for r in group):
-        return Finding("ok", "not issued: no login without spending the AppRole secret-id")
+        return Finding("unverified", "not issued: no AppRole login (its key is unverified)")
     return _issue(backends[source.scheme], source, pg_dsn)
 
 

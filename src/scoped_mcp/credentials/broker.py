@@ -190,23 +190,46 @@ class CredentialBroker:
         await self._live_entry(self.plan(module, key))
 
     async def _live_entry(self, plan: KeyPlan) -> _Entry:
-        source = plan.ref.source
+        source = self._source(plan.ref)
         entry = self._cache.get(source)
-        if entry is not None and entry.live(self._clock()):
+        if self._serves(entry, plan):
+            assert entry is not None
             return entry
         lock = self._locks.setdefault(source, anyio.Lock())
         async with lock:
             entry = self._cache.get(source)
-            if entry is not None and entry.live(self._clock()):
+            if self._serves(entry, plan):
+                assert entry is not None
                 return entry
             fetched = await self._fetch_async(plan)
             return self._store(plan, fetched, action="fetched")
 
     def _live_entry_sync(self, plan: KeyPlan) -> _Entry:
-        entry = self._cache.get(plan.ref.source)
-        if entry is not None and entry.live(self._clock()):
+        entry = self._cache.get(self._source(plan.ref))
+        if self._serves(entry, plan):
+            assert entry is not None
             return entry
         return self._store(plan, self._reader.read(plan), action="fetched")
+
+    def _serves(self, entry: _Entry | None, plan: KeyPlan) -> bool:
+        """Whether a cached entry answers the plan's key without a read.
+
+        A live static entry without the key's field (an optional key absent from a secrets file
+        read for another key) is asked for again through the reader, which remembers a missing
+        optional key for the TTL: the key then reads as "not set", as it does from ``env:``. A
+        leased entry is never re-read for a field: that would issue a lease per call.
+        """
+        if entry is None or not entry.live(self._clock()):
+            return False
+        return entry.lease is not None or plan.ref.field in entry.fields
+
+    def _source(self, ref: SecretRef) -> tuple[str, str]:
+        """The cache key of what one fetch of ``ref`` reads: its path, or (for a backend whose
+        read returns one field, such as a keyring's one username) its path and field."""
+        backend = self._backends.get(ref.scheme)
+        if backend is None or backend.shares_reads:
+            return ref.source
+        return (ref.scheme, f"{ref.path}#{ref.field or ''}")
 
     @contextmanager
     def _reveal(self, plan: KeyPlan, entry: _Entry) -> Iterator[Plaintext]:
@@ -234,7 +257,7 @@ class CredentialBroker:
         fetched.values.clear()
         lease = fetched.lease
         keys = self._source_keys(plan.ref)
-        previous = self._cache.get(plan.ref.source)
+        previous = self._cache.get(self._source(plan.ref))
         if lease is not None:
             entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
             entry.renew_at = now + self._renew_delay(lease.ttl)
@@ -244,7 +267,7 @@ class CredentialBroker:
             entry = _Entry(sealed, keys, expires_at=now + ttl)
         if previous is not None:
             _carry_leases(previous, entry, now)
-        self._cache[plan.ref.source] = entry
+        self._cache[self._source(plan.ref)] = entry
         self._event(action, plan, lease=lease, keys=sorted(keys))
         self._wake.set()
         return entry
@@ -252,7 +275,8 @@ class CredentialBroker:
     def _source_keys(self, ref: SecretRef) -> frozenset[str]:
         """The keys, across modules, that one read of ``ref``'s source serves."""
         plans = (p for module in self._plans.values() for p in module.values())
-        return frozenset(p.key for p in plans if p.ref.source == ref.source)
+        source = self._source(ref)
+        return frozenset(p.key for p in plans if self._source(p.ref) == source)
 
     def _renew_delay(self, ttl: float) -> float:
         return max(MIN_SLEEP, ttl * RENEW_FRACTION * random.uniform(0.9, 1.0))  # noqa: S311 - jitter, not crypto
@@ -374,7 +398,7 @@ class CredentialBroker:
     def _plan_for_entry(self, entry: _Entry) -> KeyPlan:
         for module in self._plans.values():
             for plan in module.values():
-                if plan.key in entry.keys and self._cache.get(plan.ref.source) is entry:
+                if plan.key in entry.keys and self._cache.get(self._source(plan.ref)) is entry:
                     return plan
         raise RuntimeError("cache entry without a plan")
 

@@ -22,7 +22,18 @@ class KeyReport:
 
     @property
     def usable(self) -> bool:
+        """Whether the key was proved usable (its value read, or its existence proven)."""
         return self.finding.status == "ok"
+
+    @property
+    def unverified(self) -> bool:
+        """Whether the check could not look (no login allowed): a warning, not a failure."""
+        return self.finding.status == "unverified"
+
+    @property
+    def broken(self) -> bool:
+        """Whether the key was found unusable (missing, denied, unreachable, ...)."""
+        return not (self.usable or self.unverified)
 
 
 def check_plans(
@@ -53,8 +64,11 @@ def _check_refs(backend: SecretBackend, refs: Sequence[SecretRef]) -> list[Findi
 
 
 def require_usable(reports: list[KeyReport]) -> None:
-    """Raise one ``CredentialError`` listing every required key that is not usable."""
-    broken = [r for r in reports if r.plan.required and not r.usable]
+    """Raise one ``CredentialError`` listing every required key found unusable.
+
+    An ``unverified`` key is not refused: nothing showed it broken, and its first read will say.
+    """
+    broken = [r for r in reports if r.plan.required and r.broken]
     if not broken:
         return
     lines = []

@@ -1,9 +1,10 @@
 """Reads one key's source through its backend, for the broker: the only place it calls ``fetch``.
 
-A failure is renamed after the key (``PW unavailable: vault unreachable at ...``), reported as a
-``failed`` event with its text scrubbed, and raised as the same kind of ``CredentialError``. An
-optional key found missing is not asked for again (nor reported again) until the TTL has passed,
-so a module may probe it on every call.
+A static source read without the key's field counts as the key missing. A failure is renamed after
+the key (``PW unavailable: vault unreachable at ...``), reported as a ``failed`` event with its
+text scrubbed, and raised as the same kind of ``CredentialError``. An optional key found missing is
+not asked for again (nor reported again) until the TTL has passed, so a module may probe it on
+every call.
 """
 
 from __future__ import annotations
@@ -55,7 +56,11 @@ class SourceReader:
             raise SecretNotFound(f"{plan.key} unavailable: not set (optional)")
         self.fetch_count += 1
         try:
-            return backend.fetch(plan.ref)
+            fetched = backend.fetch(plan.ref)
+            if fetched.lease is None and plan.ref.field not in fetched.values:
+                fetched.values.clear()
+                raise SecretNotFound(f"field {plan.ref.field!r} not in {plan.ref}")
+            return fetched
         except CredentialError as exc:
             if isinstance(exc, SecretNotFound) and not plan.required:
                 self._absent[absent_key] = self._clock() + self._ttl

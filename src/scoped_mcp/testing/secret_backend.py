@@ -4,6 +4,7 @@
         def make_backend(self): ...
         def provision(self, backend, name, value): ...   # store a secret, return its SecretRef
         def missing_ref(self, backend): ...              # a SecretRef that does not exist
+        def absent_beside(self, backend, ref): ...       # optional: an absent key where ref is
 
 A backend whose values have leases (``vault-dynamic:``) subclasses ``LeasedBackendContract``
 instead and also implements ``leased_ref(backend)``, a reference whose every fetch issues a new
@@ -20,11 +21,16 @@ import contextlib
 import secrets
 from typing import Any
 
+import anyio
 import pytest
 
 from scoped_mcp.credentials.backends.interface import Fetched, SecretBackend
+from scoped_mcp.credentials.broker import CredentialBroker
+from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.refs import SecretRef
+from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import CredentialError, SecretNotFound
+from scoped_mcp.redaction import Redactor
 
 
 class SecretBackendContract:
@@ -42,6 +48,14 @@ class SecretBackendContract:
 
     def missing_ref(self, backend: SecretBackend) -> SecretRef:
         raise NotImplementedError
+
+    def absent_beside(self, backend: SecretBackend, ref: SecretRef) -> SecretRef:
+        """A reference to an absent key that lives where ``ref`` does (the same file, item,
+        service or KV secret); a backend whose keys are each their own source (``env:``) gives
+        ``missing_ref``."""
+        if ref.field is None:
+            return self.missing_ref(backend)
+        return SecretRef(ref.scheme, ref.path, "CONTRACT_ABSENT")
 
     @pytest.fixture
     def backend(self) -> Any:
@@ -91,6 +105,46 @@ class SecretBackendContract:
         except CredentialError as exc:
             texts += [str(exc), exc.diagnostics()]
         assert not [text for text in texts if secret_value in text]
+
+    @pytest.mark.parametrize("first", ["present", "absent"])
+    def test_an_absent_optional_key_is_absent_whichever_key_is_read_first(
+        self, backend: SecretBackend, secret_value: str, first: str
+    ) -> None:
+        """Through the broker, an optional key missing beside a present one is "not set" (has()
+        False, use() SecretNotFound, [] KeyError) and the present key still reads, in any order."""
+        ref = self.provision(backend, "CONTRACT_KEY", secret_value)
+        absent = self.absent_beside(backend, ref)
+        plans = {
+            "mod": {
+                "PRESENT": KeyPlan("mod", "PRESENT", ref, required=True),
+                "ABSENT": KeyPlan("mod", "ABSENT", absent, required=False),
+            }
+        }
+        broker = CredentialBroker(
+            plans=plans, backends=dict.fromkeys(backend.schemes, backend), ttl=300,
+            redactor=Redactor(),
+        )  # fmt: skip
+        view = ModuleCredentials(broker, "mod", frozenset({"ABSENT"}))
+
+        async def present() -> None:
+            async with view.use("PRESENT") as plain:
+                assert plain.text() == secret_value
+
+        async def absent_twice() -> None:
+            for _ in range(2):
+                assert await view.has("ABSENT") is False
+                with pytest.raises(SecretNotFound):
+                    async with view.use("ABSENT"):
+                        pass
+                with pytest.raises(KeyError):
+                    view["ABSENT"]
+
+        async def scenario() -> None:
+            for step in [present, absent_twice] if first == "present" else [absent_twice, present]:
+                await step()
+            await present()
+
+        anyio.run(scenario)
 
     def test_static_backends_have_no_leases(self, backend: SecretBackend) -> None:
         """A static backend refuses renew and revoke; close may be called twice."""

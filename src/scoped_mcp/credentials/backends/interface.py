@@ -28,11 +28,14 @@ from scoped_mcp.errors import CredentialError, ManifestError
 if TYPE_CHECKING:
     from scoped_mcp.identity import AgentContext
 
-Status = Literal["ok", "missing", "denied", "unreachable", "insecure", "broken"]
+Status = Literal["ok", "unverified", "missing", "denied", "unreachable", "insecure", "broken"]
+"""``ok`` only when the value was read (or its existence proven without reading it);
+``unverified`` when the check could not look (no login allowed): a warning, never a failure."""
 EventSink = Callable[..., None]
 LoginSpend = Literal["unwrap", "plain-only", "never"]
-"""What a backend's own login may spend: all it needs (the server), a plain one-use input only
-(``creds check --spend-secret-id``), or nothing (``creds check``). Vault's AppRole uses it."""
+"""What a backend's own login may spend: all it needs (the server: unwrap a wrapped secret-id),
+only what can be used again (``creds check``: a reusable secret-id, never a wrapping token or a
+limited-use one), or nothing at all. Vault's AppRole uses it."""
 
 
 @dataclass(slots=True, repr=False)
@@ -97,6 +100,10 @@ class SecretBackend(ABC):
     key lives (``vault.path``); each key is then a field of it. None: the key is the path."""
     source_needs: ClassVar[str] = ""
     """What to say when ``source_field`` is not set."""
+    shares_reads: ClassVar[bool] = True
+    """Whether one ``fetch`` returns every field of its path, so keys naming one path share one
+    read (and one lease). False when a read returns only the field asked for (a keyring entry
+    is one username): each field is then read, and cached, on its own."""
 
     # -- construction and references (class level: no backend instance is needed) -----------
 

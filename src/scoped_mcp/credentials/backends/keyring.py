@@ -63,6 +63,7 @@ class KeyringBackend(SecretBackend):
     config_block: ClassVar[str | None] = "keyring"
     config_model: ClassVar[type[BaseModel] | None] = KeyringSpec
     source_field: ClassVar[str | None] = "service"
+    shares_reads: ClassVar[bool] = False  # a read returns the one username asked for
 
     @classmethod
     def from_manifest(cls, settings: BaseModel | None, context: BackendContext) -> KeyringBackend:

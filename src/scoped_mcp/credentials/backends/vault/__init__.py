@@ -5,7 +5,9 @@ Invariants this file keeps:
 - Every hvac client gets its token passed explicitly, as a ``str`` (``""`` before login), never
   ``None``: ``hvac.Client(token=None)`` falls back to ``$VAULT_TOKEN`` and then
   ``~/.vault-token``, which would let an operator's ambient token stand in for the broker's own.
-  The HTTP session ignores the environment too (no proxy, netrc or CA bundle from env vars).
+  The HTTP session ignores the environment too (no proxy, netrc or CA bundle from env vars), and
+  the TLS client certificate is the manifest's (``client_cert``/``client_key``), never hvac's
+  ``$VAULT_CLIENT_CERT``/``$VAULT_CLIENT_KEY``.
 - The broker's token, and the AppRole role-id and secret-id kept for re-login, are sealed
   (``Sealer``). A client holding the plaintext token lives for one request.
 - Login is lazy; ``check`` (the start-up preflight) proves that it works. The token is renewed
@@ -98,6 +100,11 @@ class VaultBackend(SecretBackend):
                 "the vault backend needs hvac, which is not installed", fix=INSTALL_FIX
             )
             return
+        except CredentialError as exc:  # the client certificate's key file is not private
+            self._problem = exc
+            return
+        if approle_login == "plain-only" and spec.secret_id_uses == "limited":  # noqa: S105 - a mode
+            approle_login = "never"  # each check would use up one of the secret-id's uses
         self._auth = TokenKeeper(spec, environ, self._conn, approle_login=approle_login)
 
     def __repr__(self) -> str:
@@ -196,8 +203,8 @@ class VaultBackend(SecretBackend):
     def check_many(self, refs: Sequence[SecretRef]) -> list[Finding]:
         """``check`` for many references: one health, one lookup-self, one capabilities request.
 
-        Without a login (``creds check`` with an AppRole secret-id it must not spend) each key
-        is reported ok but unverified (``facts["verified"]`` false), with the reason.
+        Without a login (``creds check`` with a wrapped or limited-use AppRole secret-id, which
+        it must not spend) each key is ``unverified``, with the reason.
         """
         base: dict[str, Any] = {"addr": self._addr}
         try:
@@ -205,8 +212,12 @@ class VaultBackend(SecretBackend):
             vault_check.health(keeper, self._addr, base)
             auth = vault_check.authenticate(keeper, self._spec)
             if not auth.logged_in:
-                detail = f"vault reachable at {self._addr}; not verified without a login"
-                return [Finding("ok", detail, facts={**base, "verified": False}) for _ in refs]
+                detail = (
+                    f"vault reachable at {self._addr}; not verified: no AppRole login "
+                    f"({vault_check.no_login_reason(auth.facts)}), so not read"
+                )
+                facts = {**base, "verified": False}
+                return [Finding("unverified", detail, facts=dict(facts)) for _ in refs]
             base.update(token_ttl=auth.facts["token_ttl"], policies=auth.facts["token_policies"])
             wanted = [self.api_path(ref) for ref in refs]
             dynamic = sorted({ref.path.strip("/") for ref in refs if ref.scheme != "vault"})
@@ -239,11 +250,18 @@ class VaultBackend(SecretBackend):
                 self._check_field(ref, api_path, reads)
         except CredentialError as exc:
             return vault_check.finding_from(exc, facts)
-        if ref.scheme != "vault" and api_path not in warned:
+        if ref.scheme == "vault":
+            return Finding("ok", f"KV field readable at {self._addr}", facts=facts)
+        if api_path not in warned:
             warned.add(api_path)
             facts["warnings"] = _lease_warnings(api_path, caps)
-        what = "KV field" if ref.scheme == "vault" else "dynamic secret path"
-        return Finding("ok", f"{what} readable at {self._addr}", facts=facts)
+        # The capability says the token may ask; only issuing proves the role exists.
+        return Finding(
+            "unverified",
+            f"the token may read {api_path} at {self._addr}; not issued, so the role is "
+            "not proved (creds check --deep issues and revokes one)",
+            facts=facts,
+        )
 
     def describe(self) -> Finding:
         """Once per backend: address and TLS, health, authentication, the token's lifetime."""

@@ -12,11 +12,12 @@ from several threads.
 
 - ``"unwrap"`` (the server): log in, unwrapping a response-wrapped secret-id. The server keeps the
   token it gets, so spending the secret-id is what it is for.
-- ``"plain-only"`` (``creds check --spend-secret-id``): log in with a plain secret-id, which uses
-  up one of its uses (if the role limits them); a wrapped secret-id is never unwrapped.
-- ``"never"`` (``creds check``): no AppRole login at all. ``inspect_secret_id`` says what can be
-  known without one: the inputs are readable, and a wrapping token is looked up (which does not
-  consume it), never unwrapped.
+- ``"plain-only"`` (``creds check``): log in with a plain secret-id, which is reusable by
+  construction (the server logs in with it at every start and re-login); the token is revoked
+  when the check ends. A wrapped secret-id is never unwrapped.
+- ``"never"`` (``creds check`` with ``secret_id_uses: limited``): no AppRole login at all.
+  ``inspect_secret_id`` says what can be known without one: the inputs are readable, and a
+  wrapping token is looked up (which does not consume it), never unwrapped.
 """
 
 from __future__ import annotations
@@ -336,8 +337,9 @@ class TokenKeeper:
     def _login(self) -> _Token:
         if self.approle_login == "never":
             raise BackendMisconfigured(
-                "no AppRole login in a check: it would spend the secret-id",
-                fix="scoped-mcp creds check --spend-secret-id (a plain secret-id only)",
+                "no AppRole login in a check: the secret-id is limited-use "
+                "(credentials.vault.secret_id_uses: limited)",
+                fix="none needed: the server logs in at start-up",
             )
         role_id = self._inputs.read("role_id")
         secret_id = self._real_secret_id()

@@ -2,9 +2,10 @@
 
 One implementation serves the server's start-up and ``scoped-mcp creds check``; the only
 difference is ``TokenKeeper.approle_login`` (see ``auth.py``). At start-up the keeper logs
-in, so authentication and capabilities are proved. ``creds check`` never unwraps a wrapped
-secret-id and, unless asked, never logs in with AppRole: it then checks what it can without a
-token (health, readable inputs, the wrapping token's lookup) and says what it could not.
+in, so authentication and capabilities are proved. ``creds check`` logs in with a plain,
+reusable secret-id too (and revokes the token when it ends), but never unwraps a wrapped
+secret-id nor spends one marked ``secret_id_uses: limited``: it then checks what it can without a
+token (health, readable inputs, the wrapping token's lookup), and every key is ``unverified``.
 """
 
 from __future__ import annotations
@@ -110,16 +111,24 @@ def token_warnings(spec: VaultSpec, facts: Mapping[str, Any]) -> list[str]:
     return found
 
 
+def no_login_reason(facts: Mapping[str, Any]) -> str:
+    """Why a check did not log in, in a few words."""
+    if facts.get("secret_id") == "wrapped":
+        return "the secret-id is response-wrapped"
+    return "the secret-id is limited-use"
+
+
 def _no_login_warnings(kind: str, facts: Mapping[str, Any]) -> list[str]:
     if kind == "wrapped":
         return [
             "AppRole login skipped: the secret-id is response-wrapped "
             f"(the wrapping token is live, {_wrap_left(facts)}) and a check never unwraps it; "
-            "the token's policies and capabilities are proved at server start-up"
+            "the keys, the token's policies and capabilities are proved at server start-up"
         ]
     found = [
-        "AppRole login skipped so as not to spend the secret-id: capabilities not checked "
-        "(--spend-secret-id logs in with a plain secret-id, using one of its uses)"
+        "AppRole login skipped: credentials.vault.secret_id_uses is limited, and a login would "
+        "use up one of the secret-id's uses; the keys, the token's policies and capabilities "
+        "are proved at server start-up"
     ]
     if kind == "unknown":
         found.append(

@@ -37,6 +37,12 @@ class VaultSpec(StrictModel):
         default=None,
         description="File holding the secret-id (read once; may be response-wrapped).",
     )
+    secret_id_uses: Literal["reusable", "limited"] = Field(
+        default="reusable",
+        description="limited: the secret-id has a use limit (secret_id_num_uses), so creds "
+        "check never logs in with it and reports its keys unverified. reusable: creds check "
+        "logs in with a plain secret-id and revokes its token at once.",
+    )
     approle_mount: str = Field(default="approle", description="The AppRole auth mount.")
     path: str | None = Field(
         default=None, description="KV secret whose fields are the keys, for source: vault."
@@ -46,7 +52,23 @@ class VaultSpec(StrictModel):
     ca_cert: ManifestPath | None = Field(
         default=None, description="CA bundle to verify the server's TLS certificate."
     )
-    timeout: float = Field(default=5.0, gt=0, le=60, description="Request timeout in seconds.")
+    client_cert: ManifestPath | None = Field(
+        default=None,
+        description="Client certificate (PEM) for Vault's TLS client auth; also its key, unless "
+        "client_key is set. Never taken from $VAULT_CLIENT_CERT.",
+    )
+    client_key: ManifestPath | None = Field(
+        default=None,
+        description="Private key of client_cert (PEM; mode 0600, ours). Never taken from "
+        "$VAULT_CLIENT_KEY.",
+    )
+    timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="Seconds to wait for Vault to connect and to answer each request; a server "
+        "that does not is reported as timed out.",
+    )
 
     @model_validator(mode="after")
     def _auth_inputs(self) -> VaultSpec:
@@ -59,4 +81,10 @@ class VaultSpec(StrictModel):
             raise ValueError(
                 f"ca_cert: {self.ca_cert} is not a file (the CA bundle for Vault's TLS)"
             )
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        for name in ("client_cert", "client_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: {path} is not a file (Vault's TLS client auth)")
         return self

@@ -2,21 +2,25 @@
 
 ``Connection.request`` builds a short-lived hvac client per request with the token passed as a
 ``str`` (``""`` for none): ``hvac.Client(token=None)`` would read ``$VAULT_TOKEN`` or
-``~/.vault-token`` instead. ``_vault_errors`` is the one place hvac and requests failures become
-``CredentialError``s; no response body or exception text crosses it.
+``~/.vault-token`` instead. The TLS client certificate is passed the same way (``client_cert``).
+``_vault_errors`` is the one place hvac and requests failures become ``CredentialError``s; no
+response body or exception text crosses it.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from scoped_mcp.credentials.backends.file import privacy_problems
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import (
     AccessDenied,
     BackendMisconfigured,
     BackendUnavailable,
+    InsecureSource,
     SecretNotFound,
 )
 
@@ -32,7 +36,7 @@ def policy_fix(api_path: str, capability: str) -> str:
 
 
 @contextmanager
-def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
+def _vault_errors(addr: str, api_path: str, capability: str, timeout: float) -> Iterator[None]:
     """Turn hvac and requests failures into ours; no response text or exception text crosses."""
     import hvac.exceptions as vault
     import requests
@@ -63,6 +67,12 @@ def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
             f"TLS verification failed for vault at {addr}",
             fix="set credentials.vault.ca_cert to the CA that signed vault's certificate",
         ) from None
+    except requests.exceptions.Timeout:
+        raise BackendUnavailable(
+            f"vault at {addr} did not answer within {timeout:g}s (timed out)",
+            fix=f"check that vault/OpenBao at {addr} is up and answering, or raise "
+            "credentials.vault.timeout",
+        ) from None
     except requests.RequestException:
         raise BackendUnavailable(
             f"vault unreachable at {addr}",
@@ -72,6 +82,31 @@ def _vault_errors(addr: str, api_path: str, capability: str) -> Iterator[None]:
         raise BackendUnavailable(
             f"vault at {addr} sent an unexpected answer for {api_path}"
         ) from None
+
+
+def client_cert(spec: VaultSpec) -> tuple[str, str] | str | tuple[()]:
+    """The TLS client certificate for hvac, from the manifest only; its key file must be private.
+
+    Never None: ``hvac.Client(cert=None)`` takes ``$VAULT_CLIENT_CERT``/``$VAULT_CLIENT_KEY``
+    (read when hvac is imported), and an empty tuple means "no client certificate" to requests.
+    """
+    if spec.client_cert is None:
+        return ()
+    key = spec.client_key or spec.client_cert
+    try:
+        info = os.stat(key)
+    except OSError:
+        field = "client_key" if spec.client_key else "client_cert"
+        raise BackendMisconfigured(f"credentials.vault.{field}: {key} cannot be read") from None
+    problems, fixes = privacy_problems(info, str(key))
+    if problems:
+        field = "client_key" if spec.client_key else "client_cert"
+        raise InsecureSource(
+            f"credentials.vault.{field}: {key}: {'; '.join(problems)}", fix="; ".join(fixes)
+        )
+    if spec.client_key is None:
+        return str(spec.client_cert)
+    return (str(spec.client_cert), str(spec.client_key))
 
 
 class Connection:
@@ -84,6 +119,7 @@ class Connection:
         self.addr = addr
         self._hvac: Any = hvac
         self._spec = spec
+        self._cert = client_cert(spec)
         self._session = requests.Session()
         # No proxy, netrc credentials or CA bundle from the environment: only the manifest counts.
         self._session.trust_env = False
@@ -106,12 +142,13 @@ class Connection:
             url=self.addr,
             token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
             verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
+            cert=self._cert,
             timeout=self._spec.timeout,
             namespace=self._spec.namespace,
             session=self._session,
         )
         try:
-            with _vault_errors(self.addr, api_path, capability):
+            with _vault_errors(self.addr, api_path, capability, self._spec.timeout):
                 answer = client.adapter.request(
                     method,
                     f"/v1/{api_path}",
