@@ -117,7 +117,8 @@ def test_tools_lists_exactly_the_registered_tools(
 
 
 def test_tools_json_is_stable_and_complete(build_manifest: Path, env: dict[str, str]) -> None:
-    """`tools --json` gives {"tools": [{name, module, mode, description}]}, identical run to run."""
+    """`tools --json` gives {"tools": [{name, module, mode, description, parameters}]},
+    identical run to run; a module's parameter without a description has an empty one."""
     first = run_cli("tools", "--manifest", str(build_manifest), "--json", env=env)
     second = run_cli("tools", "--manifest", str(build_manifest), "--json", env=env)
     assert first.returncode == 0, first.stderr
@@ -125,8 +126,13 @@ def test_tools_json_is_stable_and_complete(build_manifest: Path, env: dict[str, 
     data = json.loads(first.stdout)
     assert list(data) == ["tools"]
     assert [(t["name"], t["module"], t["mode"]) for t in data["tools"]] == BUILD_TOOLS
-    assert all(set(t) == {"name", "module", "mode", "description"} for t in data["tools"])
+    keys = {"name", "module", "mode", "description", "parameters"}
+    assert all(set(t) == keys for t in data["tools"])
     assert data["tools"][4]["description"] == "Return the text repeated."
+    assert data["tools"][4]["parameters"] == [
+        {"name": "text", "type": "string", "required": True, "description": ""},
+        {"name": "times", "type": "integer", "required": False, "description": "", "default": 1},
+    ]
 
 
 def test_tools_read_mode_lists_only_read_tools(tmp_path: Path, env: dict[str, str]) -> None:

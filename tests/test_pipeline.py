@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 import pytest
 from fastmcp.exceptions import ToolError
+from pydantic import Field
 
 from scoped_mcp.audit.log import open_audit_log
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import ToolModule, tool
+from scoped_mcp.pipeline import input_schema
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.scoping import Allowlist, NamespaceScope, Scoped, ScopedStr, ScopeStrategy
 from tests.support import bound_tool
@@ -39,6 +41,18 @@ class Keys(ToolModule):
     ) -> Any:
         """Return the room and recipients as the body received them."""
         return {"room": room, "to": to}
+
+    @tool(mode="read")
+    async def echo_described(
+        self,
+        key: Annotated[ScopedStr, Field(description="A key.")],
+        room: Annotated[
+            Annotated[str, Scoped("rooms")] | None, Field(description="A room.")
+        ] = None,
+        to: Annotated[list[str] | None, Scoped("people"), Field(description="People.")] = None,
+    ) -> Any:
+        """Return the arguments as the body received them."""
+        return {"key": key, "room": room, "to": to}
 
     def scope_strategies(self) -> Mapping[str, ScopeStrategy]:
         return {
@@ -116,3 +130,28 @@ def test_a_strategy_name_the_module_lacks_is_refused_when_built(tmp_path: Path) 
             audit=audit,
             redactor=Redactor(),
         )
+
+
+async def test_described_parameters_stay_scoped_and_carry_their_description(
+    tmp_path: Path,
+) -> None:
+    """`Field(description=...)` beside or around a `Scoped` marker: the argument is still scoped
+    (a list item by item, also when the list is optional) and the schema shows the description."""
+    call = wrapped(tmp_path, "echo_described")
+    assert await call(key="k", room="!a:hs", to=["ann@x"]) == {
+        "key": "agent-01:k",
+        "room": "!a:hs",
+        "to": ["ann@x"],
+    }
+    assert await call(key="k") == {"key": "agent-01:k", "room": None, "to": None}
+    with pytest.raises(ToolError, match="room is not in this agent's allowlist"):
+        await call(key="k", room="!b:hs")
+    with pytest.raises(ToolError, match="recipient is not in this agent's allowlist"):
+        await call(key="k", to=["ann@x", "eve@y"])
+    spec = next(s for s in Keys.tool_specs() if s.method == "echo_described")
+    properties = input_schema(Keys, spec)["properties"]
+    assert {name: p["description"] for name, p in properties.items()} == {
+        "key": "A key.",
+        "room": "A room.",
+        "to": "People.",
+    }

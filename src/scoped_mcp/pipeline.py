@@ -32,6 +32,7 @@ from typing import Any, get_args, get_origin
 from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
+from fastmcp.utilities.json_schema import dereference_refs
 from mcp.types import ToolAnnotations
 from pydantic.json_schema import SkipJsonSchema
 
@@ -218,14 +219,9 @@ class Pipeline:
     def _bind_method(
         self, module: ToolModule, spec: ToolSpec, *, module_key: str, tool_name: str
     ) -> Tool:
-        method = getattr(type(module), spec.method)
+        method, signature, hints = tool_signature(type(module), spec)
         bound = getattr(module, spec.method)
-        hints = typing.get_type_hints(method, include_extras=True)
-        signature = inspect.signature(method)
-        params = [
-            p.replace(annotation=hints.get(p.name, p.annotation))
-            for p in list(signature.parameters.values())[1:]
-        ]
+        params = list(signature.parameters.values())
         returns = hints.get("return", Any)
 
         async def body(arguments: dict[str, Any]) -> Any:
@@ -246,14 +242,7 @@ class Pipeline:
         async def call_tool(**arguments: Any) -> Any:
             return await self.run(binding, arguments)
 
-        call_tool.__name__ = call_tool.__qualname__ = tool_name
-        call_tool.__doc__ = inspect.getdoc(method)
-        call_tool.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=params, return_annotation=hints.get("return", inspect.Signature.empty)
-        )
-        call_tool.__annotations__ = {p.name: p.annotation for p in params}
-        if "return" in hints:
-            call_tool.__annotations__["return"] = hints["return"]
+        _present(call_tool, tool_name, method, signature, hints)
         return Tool.from_function(call_tool, name=tool_name, annotations=_annotations(spec.mode))
 
     def _bind_dynamic(
@@ -280,6 +269,54 @@ class Pipeline:
         )
 
 
+def tool_signature(
+    cls: type[ToolModule], spec: ToolSpec
+) -> tuple[Callable[..., Any], inspect.Signature, dict[str, Any]]:
+    """A ``@tool`` method, its signature as the agent sees it (no ``self``; annotations resolved,
+    ``Annotated`` metadata kept) and its type hints. Needs the class only, not an instance."""
+    method = getattr(cls, spec.method)
+    hints = typing.get_type_hints(method, include_extras=True)
+    signature = inspect.signature(method)
+    params = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in list(signature.parameters.values())[1:]
+    ]
+    returns = hints.get("return", inspect.Signature.empty)
+    return method, signature.replace(parameters=params, return_annotation=returns), hints
+
+
+def _present(
+    fn: Callable[..., Any],
+    name: str,
+    method: Callable[..., Any],
+    signature: inspect.Signature,
+    hints: Mapping[str, Any],
+) -> None:
+    """Give ``fn`` the name, docstring and signature FastMCP builds the tool's schema from."""
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = inspect.getdoc(method)
+    fn.__signature__ = signature  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    if "return" in hints:
+        fn.__annotations__["return"] = hints["return"]
+
+
+def input_schema(cls: type[ToolModule], spec: ToolSpec) -> dict[str, Any]:
+    """The ``inputSchema`` an MCP client is sent for a ``@tool`` method of ``cls``; no instance.
+
+    Built the way ``Pipeline.bind`` builds it, with ``$ref``s inlined as the server's
+    ``tools/list`` inlines them (FastMCP's ``dereference_schemas``), so ``scoped-mcp tools
+    --json`` shows exactly the parameters and descriptions that an agent's client receives.
+    """
+    method, signature, hints = tool_signature(cls, spec)
+
+    async def stub(**arguments: Any) -> Any:  # pragma: no cover - never called
+        raise NotImplementedError
+
+    _present(stub, spec.name, method, signature, hints)
+    return dereference_refs(dict(Tool.from_function(stub, name=spec.name).parameters))
+
+
 class PipelineTool(Tool):
     """A FastMCP tool with an explicit JSON schema whose calls go through the pipeline."""
 
@@ -296,25 +333,34 @@ def _annotations(mode: ToolMode) -> ToolAnnotations:
 def _scope_marker(annotation: Any) -> tuple[Scoped, bool] | None:
     """The ``Scoped`` marker of a parameter and whether it scopes each item of a list.
 
-    Found also inside ``X | None`` and other unions. A bare ``Scoped`` (the class) is the same as
-    ``Scoped()``: the module's own ``scoping``.
+    Found also inside ``X | None`` and other unions, and beside or inside other ``Annotated``
+    metadata (``Annotated[Annotated[str, Scoped("x")] | None, Field(description=...)]``). A bare
+    ``Scoped`` (the class) is the same as ``Scoped()``: the module's own ``scoping``.
     """
     origin = get_origin(annotation)
     if origin is typing.Annotated:
         inner, *metadata = get_args(annotation)
-        each = get_origin(inner) in (list, tuple)
+        each = _is_sequence(inner)
         for meta in metadata:
             if meta is Scoped:
                 return Scoped(), each
             if isinstance(meta, Scoped):
                 return meta, each
-        return None
+        return _scope_marker(inner)
     if origin in (typing.Union, types.UnionType):
         for arg in get_args(annotation):
             found = _scope_marker(arg)
             if found is not None:
                 return found
     return None
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """``list[...]`` or ``tuple[...]``, also as a member of a union (``list[str] | None``)."""
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(arg) for arg in get_args(annotation))
+    return origin in (list, tuple)
 
 
 def scope_rules(module: ToolModule, params: Sequence[inspect.Parameter]) -> dict[str, ScopeRule]:

@@ -7,7 +7,7 @@ Unless ``allow_mentions`` is set, every message carries ``allowed_mentions: {par
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import Field
 
@@ -49,7 +49,17 @@ class DiscordWebhookModule(WebhookModule):
     config: DiscordWebhookConfig
 
     @tool(mode="write")
-    async def send(self, message: str) -> dict[str, Any]:
+    async def send(
+        self,
+        message: Annotated[
+            str,
+            Field(
+                description=f"Markdown text, at most {DISCORD_CONTENT_LIMIT:,} characters (or "
+                "the operator's lower max_chars); @everyone and other mentions ping nobody "
+                "unless the operator allows them."
+            ),
+        ],
+    ) -> dict[str, Any]:
         """Post a message to your Discord channel (Markdown, up to 2,000 characters). Mentions
         such as @everyone ping nobody unless the operator allows them."""
         return await self.post(message)

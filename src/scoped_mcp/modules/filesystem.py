@@ -19,7 +19,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -159,7 +159,25 @@ class FilesystemModule(ToolModule):
     # -- tools -----------------------------------------------------------------------------
 
     @tool(mode="read")
-    async def read_file(self, path: ScopedStr, encoding: Encoding = "utf-8") -> str:
+    async def read_file(
+        self,
+        path: Annotated[
+            ScopedStr,
+            Field(
+                description='File to read, relative to your directory and "/"-separated, e.g. '
+                '"notes/today.md". Absolute paths, ".." out of your directory and symbolic '
+                "links are refused; at most max_file_bytes (10 MiB unless the operator set "
+                "another)."
+            ),
+        ],
+        encoding: Annotated[
+            Encoding,
+            Field(
+                description='"utf-8" returns the text; "base64" returns the bytes base64-encoded '
+                "(for binary files)."
+            ),
+        ] = "utf-8",
+    ) -> str:
         """Read a file from your directory.
 
         Text files are returned as UTF-8; use encoding="base64" for binary files.
@@ -210,7 +228,16 @@ class FilesystemModule(ToolModule):
         return fd
 
     @tool(mode="read")
-    async def list_dir(self, path: ScopedStr = "") -> dict[str, Any]:
+    async def list_dir(
+        self,
+        path: Annotated[
+            ScopedStr,
+            Field(
+                description='Directory to list, relative to your directory, e.g. "notes"; "" '
+                f"(the default) lists the top. At most {MAX_LIST_ENTRIES} entries are returned."
+            ),
+        ] = "",
+    ) -> dict[str, Any]:
         """List a directory in your directory ("" for the top).
 
         Symbolic links are shown, not followed.
@@ -242,7 +269,29 @@ class FilesystemModule(ToolModule):
 
     @tool(mode="write")
     async def write_file(
-        self, path: ScopedStr, content: str, encoding: Encoding = "utf-8"
+        self,
+        path: Annotated[
+            ScopedStr,
+            Field(
+                description="File to create or replace, relative to your directory, e.g. "
+                '"reports/2024-05.md"; missing parent directories are created.'
+            ),
+        ],
+        content: Annotated[
+            str,
+            Field(
+                description="The whole new content: text, or base64 when encoding is "
+                '"base64". At most max_file_bytes once decoded (10 MiB unless the operator set '
+                "another)."
+            ),
+        ],
+        encoding: Annotated[
+            Encoding,
+            Field(
+                description='"utf-8" writes content as text; "base64" decodes content and '
+                "writes the bytes."
+            ),
+        ] = "utf-8",
     ) -> dict[str, Any]:
         """Create or replace a file in your directory; parent directories are created.
 
@@ -302,7 +351,16 @@ class FilesystemModule(ToolModule):
             raise InvalidArgument("the path exists and is not a regular file")
 
     @tool(mode="write")
-    async def delete_file(self, path: ScopedStr) -> dict[str, Any]:
+    async def delete_file(
+        self,
+        path: Annotated[
+            ScopedStr,
+            Field(
+                description='File to delete, relative to your directory, e.g. "tmp/draft.txt". '
+                "Directories are not deleted."
+            ),
+        ],
+    ) -> dict[str, Any]:
         """Delete a file in your directory. Directories are not deleted."""
         parent, name = self._target(path)
         with self._open_dir(parent) as dir_fd:

@@ -112,9 +112,28 @@ class MatrixModule(HttpModule):
     @tool(mode="write")
     async def send(
         self,
-        room: Annotated[str, Scoped("rooms")],
-        message: str,
-        idempotency_key: str | None = None,
+        room: Annotated[
+            str,
+            Scoped("rooms"),
+            Field(
+                description="An allowed room, exactly as the operator listed it: a room id "
+                '("!abc123:example.org") or an alias ("#ops:example.org").'
+            ),
+        ],
+        message: Annotated[
+            str,
+            Field(
+                description="The text to post; newlines allowed; at most max_message_bytes "
+                "(16,384 bytes UTF-8 unless the operator set another)."
+            ),
+        ],
+        idempotency_key: Annotated[
+            str | None,
+            Field(
+                description="Makes a retry safe: the same key for the same room never posts "
+                'twice. 1-128 of A-Z a-z 0-9 . _ ~ -, e.g. "deploy-42-done".'
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Post a text message to an allowed Matrix room (room id or alias, as configured).
 

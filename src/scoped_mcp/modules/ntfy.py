@@ -117,11 +117,39 @@ class NtfyModule(HttpModule):
     @tool(mode="write")
     async def send(
         self,
-        message: str,
-        title: str | None = None,
-        priority: PriorityName | Annotated[int, Field(ge=1, le=5)] = "default",
-        tags: list[str] | None = None,
-        click: str | None = None,
+        message: Annotated[
+            str,
+            Field(
+                description=f"The notification text, at most {MAX_MESSAGE_BYTES:,} bytes "
+                "(UTF-8); newlines allowed."
+            ),
+        ],
+        title: Annotated[
+            str | None,
+            Field(description=f"One-line title, at most {MAX_TITLE_BYTES:,} bytes (UTF-8)."),
+        ] = None,
+        priority: Annotated[
+            PriorityName | Annotated[int, Field(ge=1, le=5)],
+            Field(
+                description="min, low, default, high or urgent (or 1-5); lowered to the "
+                "highest the operator allows."
+            ),
+        ] = "default",
+        tags: Annotated[
+            list[str] | None,
+            Field(
+                description='ntfy tags or emoji short codes, e.g. ["warning", "disk"]: at most '
+                f"{MAX_TAGS}, each one line of at most 64 characters without ',', "
+                f"{MAX_TAGS_BYTES} bytes together."
+            ),
+        ] = None,
+        click: Annotated[
+            str | None,
+            Field(
+                description="http(s) URL opened when the notification is tapped, e.g. "
+                '"https://grafana.example.org/d/abc".'
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Send a push notification to your ntfy topic.
 

@@ -8,7 +8,7 @@ describe, which turns ``<!channel>``, ``<!here>`` and ``<@U123>`` into plain tex
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 from pydantic import Field
 
@@ -57,7 +57,17 @@ class SlackWebhookModule(WebhookModule):
     hard_limit = SLACK_TEXT_LIMIT
 
     @tool(mode="write")
-    async def send(self, message: str) -> dict[str, Any]:
+    async def send(
+        self,
+        message: Annotated[
+            str,
+            Field(
+                description=f"Text with Slack mrkdwn, at most {SLACK_TEXT_LIMIT:,} characters "
+                "(or the operator's lower max_chars); <!channel> and other mentions stay plain "
+                "text unless the operator allows them."
+            ),
+        ],
+    ) -> dict[str, Any]:
         """Post a message to your Slack channel (plain text with Slack mrkdwn, up to 40,000
         characters). Mentions such as <!channel> are shown as text unless the operator allows
         them."""

@@ -205,7 +205,30 @@ class SmtpModule(ToolModule):
 
     @tool(mode="write")
     async def send(
-        self, to: Annotated[list[str], Scoped("recipients")], subject: str, body: str
+        self,
+        to: Annotated[
+            list[str],
+            Scoped("recipients"),
+            Field(
+                description="Recipient addresses, bare (no display names), e.g. "
+                '["oncall@example.org"]. Each must be on the operator\'s allowlist; repeats '
+                "are dropped; at most max_recipients (10 unless the operator set another)."
+            ),
+        ],
+        subject: Annotated[
+            str,
+            Field(
+                description="One-line subject, no line breaks; at most max_subject_chars "
+                "characters (200 unless the operator set another)."
+            ),
+        ],
+        body: Annotated[
+            str,
+            Field(
+                description="Plain-text body; newlines allowed; at most max_body_bytes "
+                "(256 KiB UTF-8 unless the operator set another)."
+            ),
+        ],
     ) -> dict[str, Any]:
         """Send a plain-text e-mail to allowed recipients (bare addresses, no display names).
 

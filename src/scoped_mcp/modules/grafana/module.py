@@ -127,8 +127,17 @@ class GrafanaModule(HttpModule):
     @tool(mode="read")
     async def list_dashboards(
         self,
-        query: str | None = None,
-        folder_uid: Annotated[str, Scoped("folders")] | None = None,
+        query: Annotated[
+            str | None,
+            Field(description='Text to look for in dashboard titles, e.g. "cpu".'),
+        ] = None,
+        folder_uid: Annotated[
+            Annotated[str, Scoped("folders")] | None,
+            Field(
+                description="List only this folder: your own (agent-{agent_id}) or one the "
+                "operator lets you read. Omitted: all of them."
+            ),
+        ] = None,
     ) -> list[dict[str, Any]]:
         """List dashboards in your own folder and the folders the operator lets you read.
 
@@ -155,7 +164,16 @@ class GrafanaModule(HttpModule):
         ]
 
     @tool(mode="read")
-    async def get_dashboard(self, uid: str) -> dict[str, Any]:
+    async def get_dashboard(
+        self,
+        uid: Annotated[
+            str,
+            Field(
+                description="The dashboard's uid, as list_dashboards returns it (1-40 letters, "
+                "digits, - or _)."
+            ),
+        ],
+    ) -> dict[str, Any]:
         """Get a dashboard's JSON by uid (only from folders you may read)."""
         data = await self._dashboard(uid, self._readable, _NOT_READABLE)
         meta = data["meta"]
@@ -179,10 +197,33 @@ class GrafanaModule(HttpModule):
     @tool(mode="read")
     async def query_datasource(
         self,
-        datasource_uid: Annotated[str, Scoped("datasources")],
-        queries: list[dict[str, Any]],
-        time_from: str = "now-1h",
-        time_to: str = "now",
+        datasource_uid: Annotated[
+            str,
+            Scoped("datasources"),
+            Field(
+                description="An allowed datasource's uid, as list_datasources returns it, e.g. "
+                '"prometheus-main".'
+            ),
+        ],
+        queries: Annotated[
+            list[dict[str, Any]],
+            Field(
+                description="1-10 query objects in the datasource's own format, e.g. "
+                '[{"refId": "A", "expr": "up"}] for Prometheus; each is pinned to '
+                "datasource_uid (refId defaults to A, B, ...)."
+            ),
+        ],
+        time_from: Annotated[
+            str,
+            Field(
+                description='Start of the time range: "now", "now-6h" style (s m h d w M y) '
+                "or epoch milliseconds."
+            ),
+        ] = "now-1h",
+        time_to: Annotated[
+            str,
+            Field(description="End of the time range, in the same forms as time_from."),
+        ] = "now",
     ) -> Any:
         """Run queries against one allowed datasource (Grafana's /api/ds/query).
 
@@ -230,11 +271,30 @@ class GrafanaModule(HttpModule):
     @tool(mode="write")
     async def create_dashboard(
         self,
-        title: str,
-        panels: list[dict[str, Any]] | None = None,
-        tags: list[str] | None = None,
-        time_from: str = "now-6h",
-        refresh: str | None = None,
+        title: Annotated[str, Field(description="The dashboard's title, 1-200 characters.")],
+        panels: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description='Grafana panel objects, e.g. [{"title": "CPU", "type": '
+                '"timeseries", "datasource": {"uid": "prometheus-main"}, "targets": [{"expr": '
+                '"up"}]}]; every datasource they name must be an allowed one.'
+            ),
+        ] = None,
+        tags: Annotated[
+            list[str] | None,
+            Field(description='Dashboard tags, each at most 50 characters, e.g. ["ops"].'),
+        ] = None,
+        time_from: Annotated[
+            str,
+            Field(
+                description='Start of the time range the dashboard opens with: "now-6h" style '
+                "or epoch milliseconds (it ends at now)."
+            ),
+        ] = "now-6h",
+        refresh: Annotated[
+            str | None,
+            Field(description='Auto-refresh interval, e.g. "30s", "5m", "1h" or "1d".'),
+        ] = None,
     ) -> dict[str, Any]:
         """Create a dashboard in your own folder (agent-{agent_id}); returns its uid."""
         dashboard = self._dashboard_json(
@@ -247,10 +307,22 @@ class GrafanaModule(HttpModule):
     @tool(mode="write")
     async def update_dashboard(
         self,
-        uid: str,
-        title: str | None = None,
-        panels: list[dict[str, Any]] | None = None,
-        tags: list[str] | None = None,
+        uid: Annotated[str, Field(description="Uid of a dashboard in your own folder.")],
+        title: Annotated[
+            str | None,
+            Field(description="New title, 1-200 characters; omitted keeps the current one."),
+        ] = None,
+        panels: Annotated[
+            list[dict[str, Any]] | None,
+            Field(
+                description="New panel objects, replacing all current panels (same form as "
+                "create_dashboard's); omitted keeps them."
+            ),
+        ] = None,
+        tags: Annotated[
+            list[str] | None,
+            Field(description="New tags, replacing the current ones; omitted keeps them."),
+        ] = None,
     ) -> dict[str, Any]:
         """Update a dashboard in your own folder: replace its title, panels and/or tags."""
         current = await self._dashboard(uid, frozenset({self.folder}), _NOT_OWNED)
@@ -263,7 +335,9 @@ class GrafanaModule(HttpModule):
         return await self._save(dashboard, "updated by scoped-mcp")
 
     @tool(mode="write")
-    async def delete_dashboard(self, uid: str) -> dict[str, Any]:
+    async def delete_dashboard(
+        self, uid: Annotated[str, Field(description="Uid of a dashboard in your own folder.")]
+    ) -> dict[str, Any]:
         """Delete a dashboard in your own folder."""
         await self._dashboard(uid, frozenset({self.folder}), _NOT_OWNED)
         await self._call("DELETE", f"/api/dashboards/uid/{checks.uid(uid)}")
@@ -272,16 +346,51 @@ class GrafanaModule(HttpModule):
     @tool(mode="write")
     async def create_alert_rule(
         self,
-        title: str,
-        rule_group: str,
-        condition: str,
-        data: list[dict[str, Any]],
+        title: Annotated[str, Field(description="The rule's title, 1-200 characters.")],
+        rule_group: Annotated[
+            str,
+            Field(
+                description="Evaluation group in your folder, 1-40 letters, digits, - or _, "
+                'e.g. "disk-alerts".'
+            ),
+        ],
+        condition: Annotated[
+            str,
+            Field(description='The refId of the data item that decides the alert, e.g. "B".'),
+        ],
+        data: Annotated[
+            list[dict[str, Any]],
+            Field(
+                description="Grafana's rule queries, e.g. "
+                '[{"refId": "A", "datasourceUid": "prometheus-main", "relativeTimeRange": '
+                '{"from": 600, "to": 0}, "model": {"expr": "up"}}]; datasourceUid is an '
+                'allowed datasource or "__expr__" for expressions.'
+            ),
+        ],
         *,
-        for_duration: str = "5m",
-        labels: dict[str, str] | None = None,
-        annotations: dict[str, str] | None = None,
-        no_data_state: NoDataState = "NoData",
-        exec_err_state: ErrState = "Error",
+        for_duration: Annotated[
+            str,
+            Field(
+                description="How long the condition must hold before the alert fires, e.g. "
+                '"30s", "5m", "1h" or "1d".'
+            ),
+        ] = "5m",
+        labels: Annotated[
+            dict[str, str] | None,
+            Field(description='Labels for routing the alert, e.g. {"severity": "page"}.'),
+        ] = None,
+        annotations: Annotated[
+            dict[str, str] | None,
+            Field(description='Annotations shown with the alert, e.g. {"summary": "Disk full"}.'),
+        ] = None,
+        no_data_state: Annotated[
+            NoDataState,
+            Field(description="The alert's state when the queries return no data."),
+        ] = "NoData",
+        exec_err_state: Annotated[
+            ErrState,
+            Field(description="The alert's state when the queries fail or time out."),
+        ] = "Error",
     ) -> dict[str, Any]:
         """Create a Grafana-managed alert rule in your own folder.
 

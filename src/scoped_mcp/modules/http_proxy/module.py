@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
 import httpx
+from pydantic import Field
 
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ConfigError, InvalidArgument, ScopeViolation
@@ -45,6 +46,51 @@ _log = logging.getLogger(__name__)
 
 REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 QueryParams = dict[str, str | int | float | bool]
+
+# The tools' parameters, shared by get, post, put and delete: type, scope and description.
+Service = Annotated[
+    str,
+    Scoped("services"),
+    Field(description='The name of a service the operator configured, e.g. "inventory".'),
+]
+ServicePath = Annotated[
+    str,
+    Field(
+        description='A path relative to the service, e.g. "/v1/items/42", never a URL. It must '
+        'lie under one of the service\'s allowed paths; no "..", "//", "?" or "#" (query values '
+        f"go in params); at most {rules.MAX_PATH_CHARS:,} characters."
+    ),
+]
+Params = Annotated[
+    QueryParams | None,
+    Field(
+        description='Query parameters, e.g. {"q": "disk", "limit": 10}: strings, numbers or '
+        f"booleans, at most {rules.MAX_QUERY_CHARS:,} characters once encoded."
+    ),
+]
+Headers = Annotated[
+    dict[str, str] | None,
+    Field(
+        description='Request headers, e.g. {"Accept": "application/json"}: accept, '
+        "accept-language, content-type, cache-control and the if-* conditionals, plus any the "
+        f"operator allows for the service; at most {rules.MAX_HEADERS}, printable ASCII values."
+    ),
+]
+TextBody = Annotated[
+    str | None,
+    Field(
+        description="A text request body (text/plain unless headers set content-type); give "
+        "body or json_body, not both. At most the service's max_request_bytes (64 KiB unless "
+        "the operator set another)."
+    ),
+]
+JsonBody = Annotated[
+    Any,
+    Field(
+        description='A JSON request body, any JSON value, e.g. {"name": "disk-7"}, sent as '
+        "application/json; give json_body or body, not both. Same size limit as body."
+    ),
+]
 
 
 class HttpProxyModule(ToolModule):
@@ -123,11 +169,11 @@ class HttpProxyModule(ToolModule):
     @tool(mode="read")
     async def get(
         self,
-        service: Annotated[str, Scoped("services")],
-        path: str,
+        service: Service,
+        path: ServicePath,
         *,
-        params: QueryParams | None = None,
-        headers: dict[str, str] | None = None,
+        params: Params = None,
+        headers: Headers = None,
     ) -> dict[str, Any]:
         """GET a path of a named service (a path relative to the service, never a URL).
 
@@ -141,13 +187,13 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def post(
         self,
-        service: Annotated[str, Scoped("services")],
-        path: str,
+        service: Service,
+        path: ServicePath,
         *,
-        body: str | None = None,
-        json_body: Any = None,
-        params: QueryParams | None = None,
-        headers: dict[str, str] | None = None,
+        body: TextBody = None,
+        json_body: JsonBody = None,
+        params: Params = None,
+        headers: Headers = None,
     ) -> dict[str, Any]:
         """POST to a path of a named service; send either body (text) or json_body."""
         return await self._send(
@@ -162,13 +208,13 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def put(
         self,
-        service: Annotated[str, Scoped("services")],
-        path: str,
+        service: Service,
+        path: ServicePath,
         *,
-        body: str | None = None,
-        json_body: Any = None,
-        params: QueryParams | None = None,
-        headers: dict[str, str] | None = None,
+        body: TextBody = None,
+        json_body: JsonBody = None,
+        params: Params = None,
+        headers: Headers = None,
     ) -> dict[str, Any]:
         """PUT to a path of a named service; send either body (text) or json_body."""
         return await self._send(
@@ -183,11 +229,11 @@ class HttpProxyModule(ToolModule):
     @tool(mode="write")
     async def delete(
         self,
-        service: Annotated[str, Scoped("services")],
-        path: str,
+        service: Service,
+        path: ServicePath,
         *,
-        params: QueryParams | None = None,
-        headers: dict[str, str] | None = None,
+        params: Params = None,
+        headers: Headers = None,
     ) -> dict[str, Any]:
         """DELETE a path of a named service."""
         return await self._send(

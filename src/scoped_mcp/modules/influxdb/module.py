@@ -37,6 +37,31 @@ _DIALECT: Final = {"header": True, "annotations": [], "delimiter": ",", "comment
 _DROPPED_COLUMNS: Final = frozenset({"", "result"})
 MAX_POINTS: Final = 5000
 
+# Parameters several tools share: type, scope and description.
+ReadBucket = Annotated[
+    str,
+    Scoped("buckets"),
+    Field(
+        description='A bucket you may read: one the operator allows, e.g. "metrics", or one '
+        "you created (agent_{agent_id}.{name})."
+    ),
+]
+WriteBucket = Annotated[
+    str,
+    Scoped("write_buckets"),
+    Field(
+        description="A bucket you may write to: one the operator allows for writing, or one "
+        "you created (agent_{agent_id}.{name})."
+    ),
+]
+Since = Annotated[
+    str,
+    Field(
+        description='How far back to look: a relative duration such as "-30d" or "-12h", or an '
+        "RFC 3339 time."
+    ),
+]
+
 
 class InfluxConfig(HttpConfig):
     """``modules.influxdb.config``."""
@@ -120,13 +145,42 @@ class InfluxModule(HttpModule):
     @tool(mode="read")
     async def query(
         self,
-        bucket: Annotated[str, Scoped("buckets")],
+        bucket: ReadBucket,
         *,
-        filters: list[flux.Filter] | None = None,
-        start: str = "-1h",
-        stop: str | None = None,
-        aggregate: flux.Aggregate | None = None,
-        limit: int = 1000,
+        filters: Annotated[
+            list[flux.Filter] | None,
+            Field(
+                description="Conditions that must all hold, at most 20, e.g. "
+                '[{"field": "_measurement", "op": "==", "value": "docker_cpu"}]. field: '
+                "_measurement, _field, _value or a tag key; op: ==, !=, >, >=, <, <=, =~, !~ "
+                "(the last two take a regular expression)."
+            ),
+        ] = None,
+        start: Annotated[
+            str,
+            Field(
+                description='Start of the range: a relative duration such as "-1h", "-30m" or '
+                '"-7d", or an RFC 3339 time such as "2024-05-01T00:00:00Z".'
+            ),
+        ] = "-1h",
+        stop: Annotated[
+            str | None,
+            Field(description="End of the range, in the same forms as start; omitted: now."),
+        ] = None,
+        aggregate: Annotated[
+            flux.Aggregate | None,
+            Field(
+                description='One value per time window, e.g. {"every": "5m", "fn": "mean"}; '
+                "fn: mean, median, sum, min, max, count, first or last."
+            ),
+        ] = None,
+        limit: Annotated[
+            int,
+            Field(
+                description="Most rows to return: 1 to the operator's max_rows (1000 unless "
+                "the operator set another)."
+            ),
+        ] = 1000,
     ) -> dict[str, Any]:
         """Query a bucket with structured filters (no Flux), e.g.
         filters=[{"field": "_measurement", "op": "==", "value": "docker_cpu"}].
@@ -156,9 +210,7 @@ class InfluxModule(HttpModule):
         return {"rows": rows, "count": len(rows), "truncated": len(rows) >= self.config.max_rows}
 
     @tool(mode="read")
-    async def list_measurements(
-        self, bucket: Annotated[str, Scoped("buckets")], start: str = "-30d"
-    ) -> list[str]:
+    async def list_measurements(self, bucket: ReadBucket, start: Since = "-30d") -> list[str]:
         """List the measurements in a bucket (other agents' namespaces are hidden)."""
         program = flux.schema_query("measurements", bucket, None, start)
         names = [row.get("_value", "") for row in await self._rows(program)]
@@ -166,7 +218,13 @@ class InfluxModule(HttpModule):
 
     @tool(mode="read")
     async def get_schema(
-        self, bucket: Annotated[str, Scoped("buckets")], measurement: str, start: str = "-30d"
+        self,
+        bucket: ReadBucket,
+        measurement: Annotated[
+            str,
+            Field(description='A measurement, as list_measurements returns it, e.g. "docker_cpu".'),
+        ],
+        start: Since = "-30d",
     ) -> dict[str, Any]:
         """The field keys and tag keys of one measurement."""
         if not flux.visible(flux.identifier(measurement, "measurement"), self.agent_ctx.agent_id):
@@ -179,7 +237,17 @@ class InfluxModule(HttpModule):
 
     @tool(mode="write")
     async def write_points(
-        self, bucket: Annotated[str, Scoped("write_buckets")], points: list[dict[str, Any]]
+        self,
+        bucket: WriteBucket,
+        points: Annotated[
+            list[dict[str, Any]],
+            Field(
+                description=f"1 to {MAX_POINTS:,} points, e.g. "
+                '[{"measurement": "cpu", "fields": {"value": 0.64}, "tags": {"host": "web1"}, '
+                '"time": "2024-05-01T12:00:00Z"}]; tags and time are optional (time: epoch '
+                "nanoseconds or RFC 3339, default now). Stored as agent_{agent_id}.{measurement}."
+            ),
+        ],
     ) -> dict[str, Any]:
         """Write points: each {"measurement", "fields", optional "tags", optional "time"}.
 
@@ -212,7 +280,22 @@ class InfluxModule(HttpModule):
 
     @tool(mode="write")
     async def create_bucket(
-        self, name: Annotated[str, Scoped("own_bucket")], retention_days: int = 7
+        self,
+        name: Annotated[
+            str,
+            Scoped("own_bucket"),
+            Field(
+                description='Short name of the new bucket, e.g. "scratch"; it is created as '
+                "agent_{agent_id}.{name}."
+            ),
+        ],
+        retention_days: Annotated[
+            int,
+            Field(
+                description="Days its data is kept: 1 to the operator's max_retention_days (30 "
+                "unless the operator set another)."
+            ),
+        ] = 7,
     ) -> dict[str, Any]:
         """Create a bucket of your own, named agent_{agent_id}.{name}, with a retention period."""
         if not 1 <= retention_days <= self.config.max_retention_days:
@@ -234,11 +317,32 @@ class InfluxModule(HttpModule):
     @tool(mode="write")
     async def delete_points(
         self,
-        bucket: Annotated[str, Scoped("write_buckets")],
-        measurement: str,
-        start: str,
-        stop: str = "-0s",
-        tags: dict[str, str] | None = None,
+        bucket: WriteBucket,
+        measurement: Annotated[
+            str,
+            Field(
+                description='One of your measurements, by the name you wrote, e.g. "cpu" '
+                "(stored as agent_{agent_id}.cpu)."
+            ),
+        ],
+        start: Annotated[
+            str,
+            Field(
+                description='Delete from this time: a relative duration such as "-1h" or an RFC '
+                "3339 time."
+            ),
+        ],
+        stop: Annotated[
+            str,
+            Field(description='Delete up to this time, in the same forms; default "-0s" (now).'),
+        ] = "-0s",
+        tags: Annotated[
+            dict[str, str] | None,
+            Field(
+                description='Only points with these tag values, e.g. {"host": "web1"}; omitted: '
+                "every point of the measurement in the range."
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Delete points of one of your measurements between start and stop, optionally only
         those with the given tag values."""

@@ -32,7 +32,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -86,9 +86,11 @@ class Column(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(description="Letters, digits and _, starting with a letter or _.")
-    type: ColumnType
-    primary_key: bool = False
-    not_null: bool = False
+    type: ColumnType = Field(description="TEXT, INTEGER, REAL, BLOB or NUMERIC.")
+    primary_key: bool = Field(
+        default=False, description="Part of the primary key; several make a composite key."
+    )
+    not_null: bool = Field(default=False, description="Refuse NULL in this column.")
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -277,7 +279,24 @@ class SqliteModule(ToolModule):
     # -- tools ---------------------------------------------------------------------------------
 
     @tool(mode="read")
-    async def query(self, sql: str, params: list[Param] | None = None) -> dict[str, Any]:
+    async def query(
+        self,
+        sql: Annotated[
+            str,
+            Field(
+                description="One read-only statement (SELECT, WITH ... SELECT, a read-only "
+                'PRAGMA), e.g. "SELECT id, body FROM notes WHERE id = ?". One statement per '
+                "call; at most max_sql_chars (100,000 unless the operator set another)."
+            ),
+        ],
+        params: Annotated[
+            list[Param] | None,
+            Field(
+                description="Values for the ? placeholders, in order: strings, numbers or "
+                f"null, at most {MAX_PARAMS}, e.g. [42]."
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         """Run one read-only SQL statement (SELECT, WITH, read-only PRAGMA) on your database.
 
         Use ? placeholders with params. Returns columns, rows (BLOBs as {"base64": ...}),
@@ -317,7 +336,25 @@ class SqliteModule(ToolModule):
         return {"tables": tables, "truncated": len(found) > self.config.max_rows}
 
     @tool(mode="write")
-    async def execute(self, sql: str, params: list[Param] | None = None) -> dict[str, Any]:
+    async def execute(
+        self,
+        sql: Annotated[
+            str,
+            Field(
+                description="One statement that changes your database, e.g. "
+                '"INSERT INTO notes (body) VALUES (?)" (RETURNING allowed). No ATTACH, '
+                "BEGIN/COMMIT or PRAGMA but read-only ones; at most max_sql_chars (100,000 unless "
+                "the operator set another)."
+            ),
+        ],
+        params: Annotated[
+            list[Param] | None,
+            Field(
+                description="Values for the ? placeholders, in order: strings, numbers or "
+                f'null, at most {MAX_PARAMS}, e.g. ["hello"].'
+            ),
+        ] = None,
+    ) -> dict[str, Any]:
         """Run one SQL statement that changes your database (INSERT, UPDATE, DELETE, CREATE, ...).
 
         Use ? placeholders with params. Each call commits on its own. Returns rows_affected and
@@ -345,7 +382,26 @@ class SqliteModule(ToolModule):
 
     @tool(mode="write")
     async def create_table(
-        self, table: str, columns: list[Column], if_not_exists: bool = False
+        self,
+        table: Annotated[
+            str,
+            Field(
+                description="Name of the new table: 1-64 letters, digits or _, starting with a "
+                'letter or _, not starting with "sqlite_", e.g. "notes".'
+            ),
+        ],
+        columns: Annotated[
+            list[Column],
+            Field(
+                description=f"The columns, 1 to {MAX_COLUMNS}, e.g. "
+                '[{"name": "id", "type": "INTEGER", "primary_key": true}, '
+                '{"name": "body", "type": "TEXT", "not_null": true}].'
+            ),
+        ],
+        if_not_exists: Annotated[
+            bool,
+            Field(description="true: succeed without change when the table already exists."),
+        ] = False,
     ) -> dict[str, Any]:
         """Create a table from a list of columns, each {name, type, primary_key?, not_null?}.
 
