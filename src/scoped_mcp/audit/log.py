@@ -20,7 +20,7 @@ from typing import Any
 
 from scoped_mcp.audit.chain import resume
 from scoped_mcp.audit.records import Draft
-from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile
+from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile, LogInUse
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.redaction import Redactor
@@ -84,9 +84,13 @@ class AuditLog:
         self._processors = tuple(processors)
         self._lock = threading.Lock()
         self._file = AuditFile(path, max_bytes=max_bytes, keep=keep)
-        tail = self._file.tail()
-        if tail.line is not None and not tail.complete:
-            self._file.write(b"\n")  # end the torn line, so it is never glued to ours
+        try:
+            tail = self._file.tail()
+            if tail.line is not None and not tail.complete:
+                self._file.write(b"\n")  # end the torn line, so it is never glued to ours
+        except BaseException:
+            self._file.close()
+            raise
         self._chain = resume(tail)
 
     def __repr__(self) -> str:
@@ -140,6 +144,13 @@ def open_audit_log(
     processors = [add_identity(agent_ctx), add_timestamp, redact_with(redactor), *extra]
     try:
         return AuditLog(path, processors, max_bytes=max_bytes, keep=keep)
+    except LogInUse as exc:
+        holder = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
+        raise ConfigError(
+            f"the audit log {path} is in use by another scoped-mcp server ({holder})",
+            fix="stop that server, or give this agent its own audit.path in the manifest: "
+            "each audit file has one writer",
+        ) from None
     except OSError as exc:
         reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         raise ConfigError(
