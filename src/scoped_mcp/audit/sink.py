@@ -79,6 +79,8 @@ class AuditFile:
             os.close(self._lock)
             raise
         self._size = os.fstat(self._fd).st_size
+        self._torn = False  # a failed write left bytes past _size that could not be cut yet
+        self._closed = False
 
     def _open(self) -> int:
         fd = os.open(self.path, _FLAGS, 0o600)
@@ -90,11 +92,34 @@ class AuditFile:
         return read_tail(self._fd)
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` with one ``write()`` (a short write is finished, never interleaved)."""
+        """Append ``data`` with one ``write()`` (a short write is finished, never interleaved).
+
+        A write that fails part-way (a full disk) is cut off again, so the file ends with the
+        last whole line and the next record is never glued to a torn one; if even the cut fails,
+        it is retried before the next append.
+        """
+        if self._closed:
+            raise OSError(errno.EBADF, "the audit file is closed")
+        if self._fd < 0:
+            self._fd = self._open()  # a rotation whose reopen failed
+        if self._torn:
+            os.ftruncate(self._fd, self._size)
+            self._torn = False
         view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:
+            if len(view) != len(data):
+                self._cut()
+            raise
         self._size += len(data)
+
+    def _cut(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self._torn = True
 
     @property
     def full(self) -> bool:
@@ -103,15 +128,17 @@ class AuditFile:
 
     def rotate(self) -> None:
         """Shift ``path.N`` up by one, rename ``path`` to ``path.1`` and open a new ``path``."""
-        os.close(self._fd)
-        self._fd = -1
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         for index in range(self._keep - 1, 0, -1):
             older = self._numbered(index)
             if older.exists():
                 os.replace(older, self._numbered(index + 1))
         os.replace(self.path, self._numbered(1))
-        self._fd = self._open()
         self._size = 0
+        self._torn = False
+        self._fd = self._open()
 
     def _numbered(self, index: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{index}")
@@ -119,6 +146,7 @@ class AuditFile:
     def close(self) -> None:
         """Close the file, then release the lock (the lock file stays: unlinking it would let
         two servers lock two different files of one name)."""
+        self._closed = True
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
