@@ -158,8 +158,10 @@ class AuditLog:
         """Chain, render and write one record (the lock is held)."""
         try:
             if self._file.full:
-                self._file.rotate()
+                # Marked first: if the rename succeeds and the reopen fails, the record that
+                # finally reaches the fresh file must still open its segment.
                 self._chain.start_segment("rotated")
+                self._file.rotate()
             line = _LINE_ENCODER.encode(self._chain(record)).encode("utf-8", "backslashreplace")
             self._file.write(line + b"\n")
         except OSError as exc:
