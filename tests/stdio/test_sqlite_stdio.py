@@ -92,7 +92,9 @@ async def test_write_mode_agents_have_separate_databases(
         )
         assert "ATTACH" in attach
         assert [
-            r["outcome"] for r in second.audit_records() if r.get("tool") == "sqlite_execute"
+            r["outcome"]
+            for r in second.audit_records()
+            if r.get("tool") == "sqlite_execute" and r["event"] == "tool_call"
         ] == ["denied"]
     assert table_names(db_dir / "agent_agent-a.db") == ["notes"]
     assert table_names(db_dir / "agent_agent-b.db") == []
