@@ -14,7 +14,8 @@
     └── ToolCallError               one tool call failed; the message goes to the agent
         ├── ScopeViolation          the call reached outside the agent's scope (outcome "denied")
         ├── InvalidArgument         an argument is malformed or over a limit (outcome "denied")
-        └── BackendError            the backend failed the call (outcome "error")
+        ├── BackendError            the backend failed the call (outcome "error")
+        └── AuditUnavailable        the audit log cannot be written: the call is refused
 
 Every message is written for the person who has to act on it. ``ConfigError`` carries a ``fix``
 line; ``ToolCallError`` messages are short, because they go to the agent.
@@ -94,6 +95,17 @@ class ToolCallError(ScopedMCPError):
     """A tool call failed. The message is shown to the agent: keep it short and free of secrets."""
 
     outcome = "error"
+
+
+class AuditUnavailable(ToolCallError):
+    """The audit log cannot be written (a full disk): a call that cannot be recorded does not run.
+
+    ``reason`` is short and fixed (``disk full``, ``file too large``, the system's error text).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"audit log unavailable ({reason}): call refused, nothing was done")
+        self.reason = reason
 
 
 class ScopeViolation(ToolCallError):

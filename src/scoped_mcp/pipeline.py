@@ -3,13 +3,19 @@
 A step is ``async def step(call, proceed) -> result``. Steps wrap each other in the order of
 ``STEPS``, outermost first: what a step does before ``await proceed()`` happens in list order, what
 it does after, in reverse. So a call is audited (outermost, whatever happens), its errors mapped,
-its result scrubbed, its scoped arguments resolved, and only then does the body run::
+its result scrubbed, its scoped arguments resolved, its start written ahead, and only then does the
+body run::
 
-    write_audit -> map_errors -> scrub_result -> resolve_scopes -> [limits, approval] -> run_body
+    write_audit -> map_errors -> scrub_result -> resolve_scopes -> [limits, approval]
+        -> write_ahead -> run_body
+
+Fail closed on the audit log: ``write_ahead`` writes a ``call_start`` record before the body
+runs, so a call whose record cannot be written (a full disk) is refused and changes nothing; and
+a call whose final record cannot be written returns our short error, never its result.
 
 A later step (a rate limit, an approval gate) is one function and one line in ``STEPS``, between
-``resolve_scopes`` (so it sees scoped arguments) and ``run_body`` (so a refused call costs no
-backend request and no credential read).
+``resolve_scopes`` (so it sees scoped arguments) and ``write_ahead`` (so a refused call costs no
+backend request, no credential read and only its one record).
 
 ``Pipeline.bind`` turns a module's ``@tool`` method or ``DynamicTool`` into the FastMCP ``Tool``
 that is registered, and that is the only way a module's code is ever called. No exception text from
@@ -26,6 +32,7 @@ import time
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin
 
@@ -38,7 +45,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from scoped_mcp.audit import records
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
-from scoped_mcp.errors import CredentialError, ToolCallError
+from scoped_mcp.errors import AuditUnavailable, CredentialError, ToolCallError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule, ToolSpec
 from scoped_mcp.redaction import Redactor
@@ -87,7 +94,8 @@ class Call:
     ``arguments`` are what the agent sent (the audit digest is of these); ``body_arguments`` what
     the body receives (scoped). ``outcome``, ``error`` and ``error_type`` are what the audit record
     says; until the body has returned the call has not succeeded, so a cancellation (client
-    cancel, shutdown), which no ``except Exception`` sees, is never audited as ``ok``.
+    cancel, shutdown), which no ``except Exception`` sees, is never audited as ``ok``. ``begun``:
+    its ``call_start`` record is written, so the body may have run.
     """
 
     binding: Binding
@@ -97,6 +105,15 @@ class Call:
     outcome: str = "error"
     error: str | None = "cancelled before completion"
     error_type: str | None = "Cancelled"
+    begun: bool = False
+    _digest: dict[str, Any] | None = None
+
+    @property
+    def digest(self) -> dict[str, Any]:
+        """The arguments' audit digest, computed once for both of the call's records."""
+        if self._digest is None:
+            self._digest = records.argument_digest(self.arguments)
+        return self._digest
 
 
 Proceed = Callable[[], Awaitable[Any]]
@@ -109,11 +126,27 @@ def _short(text: str) -> str:
 
 
 async def write_audit(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
-    """Write the call's ``tool_call`` record when it ends, however it ends."""
+    """Write the call's ``tool_call`` record when it ends, however it ends.
+
+    A record that cannot be written turns the call into our short error: an agent never gets a
+    result, or another error, that is not on record. A cancellation stays a cancellation.
+    """
     try:
-        return await proceed()
-    finally:
-        binding = call.binding
+        result = await proceed()
+    except AuditedToolError:
+        _record_end(pipeline, call)
+        raise
+    except BaseException:
+        with suppress(AuditedToolError):
+            _record_end(pipeline, call)
+        raise
+    _record_end(pipeline, call)
+    return result
+
+
+def _record_end(pipeline: Pipeline, call: Call) -> None:
+    binding = call.binding
+    try:
         pipeline.audit.write(
             records.tool_call(
                 module=binding.module_key,
@@ -123,9 +156,16 @@ async def write_audit(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
                 duration_ms=monotonic_ms(call.started),
                 error=call.error,
                 error_type=call.error_type,
-                arguments=call.arguments,
+                args=call.digest,
             )
         )
+    except AuditUnavailable as exc:
+        if not call.begun:
+            raise AuditedToolError(exc.message) from None
+        raise AuditedToolError(
+            f"audit log unavailable ({exc.reason}): the call ran but its outcome is not on "
+            "record, so its result is withheld"
+        ) from None
 
 
 async def map_errors(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
@@ -170,13 +210,33 @@ async def resolve_scopes(pipeline: Pipeline, call: Call, proceed: Proceed) -> An
     return await proceed()
 
 
+async def write_ahead(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Write the call's ``call_start`` record; a call that cannot be recorded does not run."""
+    binding = call.binding
+    pipeline.audit.write(
+        records.call_start(
+            module=binding.module_key, tool=binding.tool_name, mode=binding.mode, args=call.digest
+        )
+    )
+    call.begun = True
+    return await proceed()
+
+
 async def run_body(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Run the module's code with the scoped arguments (the innermost step)."""
     return await call.binding.body(call.body_arguments)
 
 
-STEPS: tuple[Step, ...] = (write_audit, map_errors, scrub_result, resolve_scopes, run_body)
-"""Outermost first. New steps that must refuse before any backend work go before ``run_body``."""
+STEPS: tuple[Step, ...] = (
+    write_audit,
+    map_errors,
+    scrub_result,
+    resolve_scopes,
+    write_ahead,
+    run_body,
+)
+"""Outermost first. New steps that must refuse before any backend work go before
+``write_ahead``."""
 
 
 class Pipeline:

@@ -79,3 +79,19 @@ def test_tail_follow_prints_records_as_they_arrive(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_tail_shows_call_start_and_audit_gap_briefly(tmp_path: Path) -> None:
+    """A call_start is its tool, mode and 'started' (no digest); an audit_gap says what was lost."""
+    path = tmp_path / "a.jsonl"
+    log = open_log(path)
+    log.record("call_start", module="probe", tool="probe_echo", mode="write",
+               args={"sha256": "ab" * 32, "shape": {}})  # fmt: skip
+    log.record("audit_gap", since="2026-11-24T05:40:02.118313Z", error="disk full",
+               lost={"call_start": 2, "tool_call": 2})  # fmt: skip
+    log.close()
+    out = _tail(path, home=tmp_path / "home")
+    assert out[0].endswith("call_start  probe_echo (write) started")
+    assert out[1].endswith(
+        "audit_gap   4 record(s) not written since 2026-11-24T05:40:02.118313Z (disk full)"
+    )

@@ -298,3 +298,29 @@ async def test_missing_optional_key_is_asked_for_once_per_ttl() -> None:
     clock.now += 11
     assert await view.has("OPT")
     assert backend.fetches == 2
+
+
+class _UnclosableBackend(MemoryBackend):
+    """A memory backend whose close fails, as a Vault that refuses the token revocation would."""
+
+    def close(self) -> None:
+        raise BackendUnavailable("memory backend unreachable at close")
+
+
+async def test_a_backend_close_that_fails_at_shutdown_is_a_failed_event() -> None:
+    """A backend that cannot give back what it holds at shutdown is audited as ``failed``."""
+    backend = _UnclosableBackend()
+    backend.sources["kv"] = {"v": "x"}
+    events: list[tuple[str, dict[str, object]]] = []
+    broker, _ = make(backend, {"V": "kv#v"}, events=events)
+    await broker.close()
+    assert events == [
+        (
+            "failed",
+            {
+                "backend": "mem",
+                "status": "unreachable",
+                "error": "memory backend unreachable at close",
+            },
+        )
+    ]

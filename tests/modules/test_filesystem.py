@@ -421,6 +421,7 @@ async def test_concurrent_swap_never_reaches_outside(tmp_path: Path, make_harnes
     assert not (h.outside / "new.txt").exists()
     assert refusals > 0
     records = [json.loads(line) for line in h.audit_path.read_text().splitlines()]
+    records = [r for r in records if r["event"] == "tool_call"]
     assert all(r["outcome"] in ("ok", "denied", "error") for r in records)
     assert not any("internal error" in (r.get("error") or "") for r in records)
 

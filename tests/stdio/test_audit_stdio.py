@@ -112,12 +112,16 @@ async def test_server_start_record_lists_manifest_and_tools(audited: Audited) ->
 
 
 async def test_one_complete_record_per_call(audited: Audited) -> None:
-    """Each tool call appends exactly one record with identity, tool, mode, outcome and timing."""
+    """Each tool call appends exactly one record with identity, tool, mode, outcome and timing
+    (after its call_start, written before the body ran, with the same tool and digest)."""
     before = len(_lines(audited.server))
     await audited.server.call("probe_echo", {"text": "a"})
     await audited.server.call("probe_store", {"key": "k", "value": "v"})
-    records = [json.loads(line) for line in _lines(audited.server)[before:]]
-    assert len(records) == 2
+    written = [json.loads(line) for line in _lines(audited.server)[before:]]
+    assert [r["event"] for r in written] == ["call_start", "tool_call"] * 2
+    for start, end in (written[0:2], written[2:4]):
+        assert (start["tool"], start["args"]) == (end["tool"], end["args"])
+    records = written[1::2]
     for record in records:
         assert set(record) == CALL_FIELDS
         assert record["event"] == "tool_call"
@@ -146,7 +150,7 @@ async def test_argument_values_never_reach_the_audit_file(audited: Audited) -> N
     text = "\n".join(_lines(audited.server)[before:])
     assert "TOPSECRETCONTENT" not in text
     assert "secretname-XQ7" not in text
-    record = json.loads(text)
+    record = json.loads(text.splitlines()[-1])
     assert record["args"]["shape"]["content"] == {"type": "str", "len": 16}
 
 
@@ -155,7 +159,8 @@ async def test_same_arguments_give_the_same_digest(audited: Audited) -> None:
     await audited.server.call("probe_echo", {"text": "same", "times": 2})
     await audited.server.call("probe_echo", {"times": 2, "text": "same"})
     await audited.server.call("probe_echo", {"text": "other", "times": 2})
-    digests = [r["args"]["sha256"] for r in audited.server.audit_records()[-3:]]
+    calls = [r for r in audited.server.audit_records() if r["event"] == "tool_call"]
+    digests = [r["args"]["sha256"] for r in calls[-3:]]
     assert digests[0] == digests[1] != digests[2]
 
 
@@ -202,8 +207,9 @@ async def test_concurrent_calls_write_whole_lines(audited: Audited) -> None:
             group.start_soon(one, i)
     assert len(results) == 50
     new = _lines(audited.server)[before:]
-    assert len(new) == 50
-    records = [json.loads(line) for line in new]
+    assert len(new) == 100  # a call_start and a tool_call each
+    records = [json.loads(line) for line in new if '"event":"tool_call"' in line]
+    assert len(records) == 50
     assert all(r["tool"] == "probe_echo" and r["outcome"] == "ok" for r in records)
     assert len({r["args"]["sha256"] for r in records}) == 50
 
@@ -237,7 +243,7 @@ def test_manifest_audit_path_overrides_the_default(tmp_path: Path) -> None:
     path = tmp_path / "logs" / "custom.jsonl"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     events = [json.loads(line)["event"] for line in path.read_text().splitlines()]
-    assert events == ["server_start", "tool_call", "server_stop"]
+    assert events == ["server_start", "call_start", "tool_call", "server_stop"]
     assert not (tmp_path / "home" / "state" / "scoped-mcp").exists()
 
 
@@ -254,7 +260,7 @@ def test_existing_audit_file_is_appended_and_made_private(tmp_path: Path) -> Non
     assert _quick_session(tmp_path, manifest)[0] == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text().splitlines()[0]) == {"event": "older"}
-    assert len(path.read_text().splitlines()) == 4
+    assert len(path.read_text().splitlines()) == 5
 
 
 @pytest.mark.parametrize("kind", ["symlink", "not-a-directory"])
@@ -306,7 +312,7 @@ def test_cancelled_call_is_not_audited_as_ok(tmp_path: Path) -> None:
         server.kill()
     audit = tmp_path / "home" / "state" / "scoped-mcp" / "audit" / "ovr-01.jsonl"
     records = [json.loads(line) for line in audit.read_text().splitlines()]
-    [nap] = [r for r in records if r.get("tool") == "probe_nap"]
+    [nap] = [r for r in records if r.get("tool") == "probe_nap" and r["event"] == "tool_call"]
     assert nap["outcome"] == "error"
     assert nap["error"] == "cancelled before completion"
     assert nap["duration_ms"] < 10_000

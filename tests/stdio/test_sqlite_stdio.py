@@ -37,7 +37,11 @@ async def test_read_mode_registers_read_tools_and_audits_a_refusal(
         assert len(message) < 200
         assert await server.call("sqlite_list_tables") == {"tables": [], "truncated": False}
         await server.error("sqlite_execute", {"sql": "CREATE TABLE stolen (a)"})
-        records = [r for r in server.audit_records() if r.get("tool") == "sqlite_query"]
+        records = [
+            r
+            for r in server.audit_records()
+            if r.get("tool") == "sqlite_query" and r["event"] == "tool_call"
+        ]
         assert records[0]["outcome"] == "denied"
         assert "read-only" in records[0]["error"]
     assert table_names(db_dir / "agent_agent-01.db") == []
@@ -88,7 +92,9 @@ async def test_write_mode_agents_have_separate_databases(
         )
         assert "ATTACH" in attach
         assert [
-            r["outcome"] for r in second.audit_records() if r.get("tool") == "sqlite_execute"
+            r["outcome"]
+            for r in second.audit_records()
+            if r.get("tool") == "sqlite_execute" and r["event"] == "tool_call"
         ] == ["denied"]
     assert table_names(db_dir / "agent_agent-a.db") == ["notes"]
     assert table_names(db_dir / "agent_agent-b.db") == []

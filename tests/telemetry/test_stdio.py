@@ -90,7 +90,9 @@ async def test_spans_arrive_at_an_otlp_receiver(tmp_path: Path, configured_by: s
     assert ARGUMENT not in everything
     assert TOKEN not in everything
     records = [json.loads(line) for line in audit_path.read_text().splitlines()]
-    [echo_record] = [r for r in records if r.get("tool") == "probe_echo"]
+    [echo_record] = [
+        r for r in records if r.get("tool") == "probe_echo" and r["event"] == "tool_call"
+    ]
     assert echo_record["trace_id"] == spans["tools/call probe_echo"].trace_id.hex()
     assert echo_record["span_id"] == spans["tools/call probe_echo"].span_id.hex()
 

@@ -289,6 +289,19 @@ def test_close_revokes_approle_tokens_but_not_an_operator_token(bao: Bao) -> Non
     assert bao.admin.auth.token.lookup(operator)["data"]["ttl"] > 0
 
 
+def test_a_token_revocation_that_fails_at_close_is_an_event(bao: Bao) -> None:
+    """close() that cannot revoke the login's token says so as a credential event (for the audit
+    log), naming the accessor, not only on stderr."""
+    backend, events = approle(bao)
+    backend.check(RESEARCH)
+    (accessor,) = events.accessors()
+    bao.admin.auth.token.revoke_accessor(accessor)  # revoke-self is now refused
+    backend.close()
+    assert events.actions() == ["token_login", "failed"]
+    failed = events.items[-1][1]
+    assert (failed["accessor"], failed["auth"], failed["status"]) == (accessor, "approle", "denied")
+
+
 def _pki_lease(bao: Bao) -> str:
     """A real, revocable (not renewable) lease: a PKI certificate issued with generate_lease."""
     mounts = bao.admin.sys.list_mounted_secrets_engines()["data"]

@@ -4,29 +4,40 @@ A record is built by a pipeline of small processors (each ``(record) -> record``
 timestamp, then redaction; then, under the log's lock, the hash chain (``chain.py``) and rendering.
 The pipeline is configured per ``AuditLog`` instance; there is no global state. Field reference:
 docs/audit.md.
+
+A record that cannot be written (a full disk) raises ``AuditUnavailable`` and starts an outage:
+one ops-log line, every record lost meanwhile counted by event. The first record that can be
+written again is preceded by an ``audit_gap`` record saying since when, why and what was lost, so
+the chain stays intact and the gap is on record.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from scoped_mcp.audit import records
 from scoped_mcp.audit.chain import resume
 from scoped_mcp.audit.records import Draft
-from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile
-from scoped_mcp.errors import ConfigError
+from scoped_mcp.audit.sink import DEFAULT_KEEP, DEFAULT_MAX_BYTES, AuditFile, LogInUse
+from scoped_mcp.errors import AuditUnavailable, ConfigError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.redaction import Redactor
 
 Record = dict[str, Any]
 Processor = Callable[[Record], Record]
+_log = logging.getLogger(__name__)
 
 # Built once: json.dumps with keyword arguments constructs a new encoder on every call.
 _LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str)
@@ -57,6 +68,24 @@ def redact_with(redactor: Redactor) -> Processor:
     return process
 
 
+def _reason(exc: OSError) -> str:
+    """A short, fixed description of why a record could not be written."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "disk full"
+    if exc.errno == errno.EFBIG:
+        return "file too large"
+    return exc.strerror or type(exc).__name__
+
+
+@dataclass
+class _Outage:
+    """Since when the log cannot be written, why, and how many records of each event were lost."""
+
+    since: str
+    error: str
+    lost: Counter[str] = field(default_factory=Counter)
+
+
 def default_path(agent_ctx: AgentContext, environ: dict[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/scoped-mcp/audit/{agent_id}.jsonl`` (``~/.local/state`` by default)."""
     env = os.environ if environ is None else environ
@@ -84,30 +113,83 @@ class AuditLog:
         self._processors = tuple(processors)
         self._lock = threading.Lock()
         self._file = AuditFile(path, max_bytes=max_bytes, keep=keep)
-        tail = self._file.tail()
-        if tail.line is not None and not tail.complete:
-            self._file.write(b"\n")  # end the torn line, so it is never glued to ours
+        try:
+            tail = self._file.tail()
+            if tail.line is not None and not tail.complete:
+                self._file.write(b"\n")  # end the torn line, so it is never glued to ours
+        except BaseException:
+            self._file.close()
+            raise
         self._chain = resume(tail)
+        self._outage: _Outage | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
 
     def write(self, draft: Draft) -> None:
-        """Write one record built by ``audit/records.py``."""
-        self.record(draft.event, **draft.fields)
+        """Write one record built by ``audit/records.py``; ``AuditUnavailable`` if it cannot be."""
+        self._write(draft.event, draft.fields)
 
     def record(self, event: str, **fields: Any) -> None:
-        """Write one record for ``event``; ``None`` fields are left out."""
-        record: Record = {"event": event, **{k: v for k, v in fields.items() if v is not None}}
+        """Write one record for ``event``, never raising; ``None`` fields are left out.
+
+        For events that must not stop the work that causes them (the broker's credential events:
+        a revocation goes on even when its record cannot be written). A record that cannot be
+        written is counted in the next ``audit_gap``.
+        """
+        with suppress(AuditUnavailable):
+            self._write(event, fields)
+
+    def _write(self, event: str, fields: dict[str, Any]) -> None:
+        record = self._process(
+            {"event": event, **{k: v for k, v in fields.items() if v is not None}}
+        )
+        with self._lock:
+            if self._outage is not None:
+                self._close_gap(event)
+            self._append(record, event)
+
+    def _process(self, record: Record) -> Record:
         for process in self._processors:
             record = process(record)
-        with self._lock:
+        return record
+
+    def _append(self, record: Record, event: str) -> None:
+        """Chain, render and write one record (the lock is held)."""
+        try:
             if self._file.full:
-                self._file.rotate()
+                # Marked first: if the rename succeeds and the reopen fails, the record that
+                # finally reaches the fresh file must still open its segment.
                 self._chain.start_segment("rotated")
+                self._file.rotate()
             line = _LINE_ENCODER.encode(self._chain(record)).encode("utf-8", "backslashreplace")
             self._file.write(line + b"\n")
-            self._chain.advance(line)
+        except OSError as exc:
+            raise self._failed(event, exc) from None
+        self._chain.advance(line)
+
+    def _failed(self, event: str, exc: OSError) -> AuditUnavailable:
+        """Count a lost record; the first of an outage is logged (once, not per call)."""
+        if self._outage is None:
+            self._outage = _Outage(since=add_timestamp({})["timestamp"], error=_reason(exc))
+            _log.error(
+                "audit log write failed: tool calls are refused until it can be written",
+                extra={"path": str(self.path), "error": self._outage.error},
+            )
+        self._outage.lost[event] += 1
+        return AuditUnavailable(self._outage.error)
+
+    def _close_gap(self, event: str) -> None:
+        """Write the ``audit_gap`` record that ends an outage (the lock is held)."""
+        outage = self._outage
+        assert outage is not None
+        gap = records.audit_gap(since=outage.since, error=outage.error, lost=dict(outage.lost))
+        self._append(self._process({"event": gap.event, **gap.fields}), event)
+        self._outage = None
+        _log.warning(
+            "audit log writable again",
+            extra={"path": str(self.path), "lost": sum(outage.lost.values())},
+        )
 
     @property
     def head(self) -> str | None:
@@ -140,6 +222,13 @@ def open_audit_log(
     processors = [add_identity(agent_ctx), add_timestamp, redact_with(redactor), *extra]
     try:
         return AuditLog(path, processors, max_bytes=max_bytes, keep=keep)
+    except LogInUse as exc:
+        holder = f"pid {exc.pid}" if exc.pid is not None else "pid unknown"
+        raise ConfigError(
+            f"the audit log {path} is in use by another scoped-mcp server ({holder})",
+            fix="stop that server, or give this agent its own audit.path in the manifest: "
+            "each audit file has one writer",
+        ) from None
     except OSError as exc:
         reason = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
         raise ConfigError(

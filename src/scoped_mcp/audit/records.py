@@ -1,5 +1,6 @@
 """Every audit record shape, built in one place and read from here by telemetry and ``audit tail``.
 
+    call_start    a call about to run its tool body (written ahead: no record, no run)
     tool_call     one call that reached a tool: module, tool, mode, outcome, duration, error,
                   and a digest of the arguments (never their values)
     tool_call     with outcome ``denied`` and no module: refused before any tool code ran
@@ -7,6 +8,7 @@
     credential    a broker event: action (fetch, renew, revoke, ...), key names and backends
     server_start  the manifest and the tools registered
     server_stop   why the server stopped
+    audit_gap     the log could not be written for a while: since when, why, what was lost
 
 Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
 processors (identity, timestamp, redaction, chain) turn it into a line.
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 TOOL_CALL: Final = "tool_call"
+CALL_START: Final = "call_start"
+AUDIT_GAP: Final = "audit_gap"
 CREDENTIAL: Final = "credential"
 SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
@@ -69,9 +73,9 @@ def tool_call(
     duration_ms: float,
     error: str | None,
     error_type: str | None,
-    arguments: dict[str, Any],
+    args: dict[str, Any],
 ) -> Draft:
-    """A call that reached a tool, as the pipeline saw it end."""
+    """A call that reached a tool, as the pipeline saw it end; ``args`` is ``argument_digest``."""
     return Draft(
         TOOL_CALL,
         {
@@ -82,9 +86,20 @@ def tool_call(
             "duration_ms": duration_ms,
             "error": error,
             "error_type": error_type,
-            "args": argument_digest(arguments),
+            "args": args,
         },
     )
+
+
+def call_start(*, module: str, tool: str, mode: str, args: dict[str, Any]) -> Draft:
+    """A call whose tool body is about to run: written first, so nothing runs unrecorded."""
+    return Draft(CALL_START, {"module": module, "tool": tool, "mode": mode, "args": args})
+
+
+def audit_gap(*, since: str, error: str, lost: dict[str, int]) -> Draft:
+    """The log is writable again: since ``since`` it was not (``error``); ``lost`` counts the
+    records, by event, that could not be written meanwhile."""
+    return Draft(AUDIT_GAP, {"since": since, "error": error, "lost": lost})
 
 
 def denied(*, tool: str, duration_ms: float, error: str, error_type: str) -> Draft:

@@ -123,6 +123,8 @@ class _Checker:
             self.problem(line, "unchained", "no seq/prev: written before the chain, or forged")
             return
         self.report.records += 1
+        if record.get("event") == "audit_gap":
+            self.note_gap(line, record)
         opening = record.get("chain")
         if isinstance(opening, dict):
             self.check_opening(line, opening, seq, prev, first_in_file=first_in_file)
@@ -130,6 +132,15 @@ class _Checker:
             self.check_file_start(line)
         else:
             self.check_link(line, seq, prev)
+
+    def note_gap(self, line: Line, record: dict[str, Any]) -> None:
+        """A gap the server itself recorded is no break in the chain, but the reader must know."""
+        lost = record.get("lost")
+        count = sum(v for v in lost.values() if _is_int(v)) if isinstance(lost, dict) else "?"
+        self.report.notes.append(
+            f"{line.file}:{line.number}: {count} record(s) could not be written from "
+            f"{record.get('since')} ({record.get('error')}); calls were refused meanwhile"
+        )
 
     def check_opening(
         self, line: Line, opening: dict[str, Any], seq: Any, prev: Any, *, first_in_file: bool

@@ -140,6 +140,15 @@ def format_record(record: dict[str, Any], paint: Callable[[str, str], str]) -> s
         )
         text += f" {record.get('duration_ms', '?')} ms"
         return text + (f"  {record['error']}" if "error" in record else "")
+    if event == records.CALL_START:
+        return f"{head} {record.get('tool', '?')} ({record.get('mode', '?')}) started"
+    if event == records.AUDIT_GAP:
+        lost = record.get("lost")
+        count = (
+            sum(v for v in lost.values() if isinstance(v, int)) if isinstance(lost, dict) else "?"
+        )
+        since, error = record.get("since", "?"), record.get("error", "?")
+        return paint("31", f"{head} {count} record(s) not written since {since} ({error})")
     if event == records.CREDENTIAL:
         action = str(record.get("action", "?"))
         keys = record.get("key", [])

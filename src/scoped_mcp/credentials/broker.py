@@ -427,6 +427,7 @@ class CredentialBroker:
                 try:
                     await anyio.to_thread.run_sync(backend.close)
                 except CredentialError as exc:
-                    _log.warning(
-                        "backend close failed", extra={"error": self._redactor.scrub(exc.message)}
-                    )
+                    error = self._redactor.scrub(exc.message)
+                    _log.warning("backend close failed", extra={"error": error})
+                    scheme = backend.schemes[0] if backend.schemes else type(backend).__name__
+                    self._emit("failed", backend=scheme, status=exc.status, error=error)

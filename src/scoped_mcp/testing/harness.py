@@ -159,10 +159,13 @@ async def module_harness(
     }
     path = write_manifest(tmp_path / f"manifest-{key}.yml", data)
     runtime = build(manifest_file.load(path), AgentContext(agent_id, agent_type), dict(env or {}))
-    await start_modules(runtime)
     try:
-        module: ToolModule = dict(runtime.modules)[key]
-        async with Client(runtime.mcp) as client:
-            yield ModuleHarness(key, module, runtime, client, AuditCapture(audit_path))
+        await start_modules(runtime)
+        try:
+            module: ToolModule = dict(runtime.modules)[key]
+            async with Client(runtime.mcp) as client:
+                yield ModuleHarness(key, module, runtime, client, AuditCapture(audit_path))
+        finally:
+            await stop_modules(runtime)
     finally:
-        await stop_modules(runtime)
+        runtime.audit.close()  # releases the log's writer lock: the next harness may reopen it

@@ -286,6 +286,7 @@ class TokenKeeper:
                             "could not revoke the vault token",
                             extra={"accessor": token.accessor, "error": exc.message},
                         )
+                        self._emit("failed", token, status=exc.status, error=exc.message)
                     continue
                 self._emit("token_revoked", token)
             self._inputs.drop()
