@@ -126,14 +126,16 @@ class InfluxModule(HttpModule):
         start: str = "-1h",
         stop: str | None = None,
         aggregate: flux.Aggregate | None = None,
-        limit: int = 1000,
+        limit: int | None = None,
     ) -> dict[str, Any]:
         """Query a bucket with structured filters (no Flux), e.g.
         filters=[{"field": "_measurement", "op": "==", "value": "docker_cpu"}].
 
         op: ==, !=, >, >=, <, <=, =~, !~ (regular expression). start/stop: -1h, -30m or RFC 3339.
         aggregate: {"every": "5m", "fn": "mean"} (mean, median, sum, min, max, count, first, last).
+        limit: rows to return, at most max_rows (the default).
         """
+        limit = self.config.max_rows if limit is None else limit
         if not 1 <= limit <= self.config.max_rows:
             raise InvalidArgument(f"limit must be between 1 and {self.config.max_rows}")
         if filters and len(filters) > 20:
