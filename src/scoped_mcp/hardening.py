@@ -79,7 +79,10 @@ def scrubbed_output(scrub: Callable[[str], str]) -> Iterator[None]:
     saved_out, saved_err = os.dup(1), os.dup(2)
     read_end, write_end = os.pipe()
     relay = threading.Thread(
-        target=_relay_scrubbed, args=(read_end, saved_err, scrub), name="scrubbed-output"
+        target=_relay_scrubbed,
+        args=(read_end, saved_err, scrub),
+        name="scrubbed-output",
+        daemon=True,  # a descendant holding the pipe open must not keep this process alive
     )
     relay.start()
     os.dup2(write_end, 1)

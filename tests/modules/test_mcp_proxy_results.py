@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from fastmcp.exceptions import ToolError
 
-from tests.modules.test_mcp_proxy import proxied, stdio_config
+from tests.modules.test_mcp_proxy import TOKEN, proxied, stdio_config
+from tests.test_redaction_base64_offsets import recoverable
 
 pytestmark = pytest.mark.anyio
 
@@ -46,3 +47,17 @@ async def test_the_default_cap_is_reported_not_a_transport_error(tmp_path: Path)
         with pytest.raises(ToolError) as raised:
             await client.call_tool("up_big", {"size": 9_000_000})
     assert "result too large" in str(raised.value), str(raised.value)
+
+
+@pytest.mark.parametrize("prefix", ["", "X", "X=", "abc", "abcd"])
+async def test_base64_blocks_holding_the_token_at_any_offset_are_scrubbed(
+    tmp_path: Path, prefix: str
+) -> None:
+    """An upstream image block and resource blob of base64(prefix + its token) reach the agent
+    with no decodable copy of the token, whatever the prefix's length."""
+    async with proxied(tmp_path, stdio_config(tools={"token_blobs": "read"})) as (client, _):
+        result = await client.call_tool("up_token_blobs", {"prefix": prefix})
+    text = json.dumps([block.model_dump(mode="json") for block in result.content])
+    assert "[REDACTED]" in text
+    for alphabet in (b"+/", b"-_"):
+        assert not recoverable(TOKEN.encode(), text, alphabet)
