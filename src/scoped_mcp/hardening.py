@@ -11,9 +11,11 @@ import ctypes
 import os
 import resource
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 _PR_SET_DUMPABLE = 4
+_MAX_HELD_LINE = 64 * 1024
 
 
 def harden_process() -> list[str]:
@@ -62,3 +64,63 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def scrubbed_output(scrub: Callable[[str], str]) -> Iterator[None]:
+    """While active, everything written to fd 1 or fd 2 reaches stderr line by line, scrubbed.
+
+    A module starting up may print a credential it was just given (``print``, ``sys.stderr``,
+    a raw ``os.write``): both descriptors point into a pipe whose reader passes each line through
+    ``scrub`` before writing it to the real stderr. stdout, which carries MCP only, gets nothing.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    read_end, write_end = os.pipe()
+    relay = threading.Thread(
+        target=_relay_scrubbed,
+        args=(read_end, saved_err, scrub),
+        name="scrubbed-output",
+        daemon=True,  # a descendant holding the pipe open must not keep this process alive
+    )
+    relay.start()
+    os.dup2(write_end, 1)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        # A child that inherited the pipe would keep it open: the relay is not waited for then.
+        relay.join(timeout=2)
+        os.close(saved_out)
+        if not relay.is_alive():
+            os.close(saved_err)
+
+
+def _relay_scrubbed(read_end: int, target: int, scrub: Callable[[str], str]) -> None:
+    """Copy lines from ``read_end`` to ``target`` through ``scrub`` until end of file."""
+    held = b""
+    try:
+        while chunk := os.read(read_end, 65536):
+            *lines, held = (held + chunk).split(b"\n")
+            if len(held) > _MAX_HELD_LINE:  # a line without an end is cut, not held forever
+                lines, held = [*lines, held], b""
+            for line in lines:
+                _write_scrubbed(target, line + b"\n", scrub)
+        if held:
+            _write_scrubbed(target, held, scrub)
+    finally:
+        os.close(read_end)
+
+
+def _write_scrubbed(target: int, data: bytes, scrub: Callable[[str], str]) -> None:
+    view = memoryview(
+        scrub(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    )
+    while view:
+        view = view[os.write(target, view) :]

@@ -383,7 +383,12 @@ class PipelineTool(Tool):
     guarded: SkipJsonSchema[Callable[[dict[str, Any]], Awaitable[Any]]]
 
     async def run(self, arguments: dict[str, Any]) -> ToolResult:
-        return self.convert_result(await self.guarded(arguments))
+        result = self.convert_result(await self.guarded(arguments))
+        if result.content and result.structured_content is not None:
+            # Without an output schema the JSON text alone is the answer; sending the structured
+            # copy as well would double what a large result costs the agent.
+            return ToolResult(content=result.content, meta=result.meta)
+        return result
 
 
 def _annotations(mode: ToolMode) -> ToolAnnotations:

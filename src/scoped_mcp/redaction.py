@@ -31,17 +31,9 @@ def encodings(secret: str) -> set[str]:
     """The forms in which ``secret`` could plausibly appear in text."""
     raw = bytearray(secret, "utf-8")
     try:
-        b64 = base64.b64encode(raw).decode("ascii")
-        url64 = base64.urlsafe_b64encode(raw).decode("ascii")
-        forms = {
-            secret,
-            b64,
-            b64.rstrip("="),
-            url64,
-            url64.rstrip("="),
-            raw.hex(),
-            raw.hex().upper(),
-        }
+        # The base64 cores are substrings of every base64 text of the secret, padded or not, so
+        # the whole encodings need no alternative of their own in the pattern.
+        forms = {secret, raw.hex(), raw.hex().upper()} | base64_cores(raw)
     finally:
         wipe(raw)
     # The forms below equal the raw one for the usual token alphabet; computing them anyway would
@@ -56,6 +48,28 @@ def encodings(secret: str) -> set[str]:
             repr(secret)[1:-1],
         }
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def base64_cores(raw: bytearray) -> set[str]:
+    """The base64 characters that encode ``raw`` alone, at each of the three byte alignments.
+
+    Content holding the secret after ``k`` other bytes encodes it as characters that also carry
+    bits of its neighbours at both ends; the run between them depends on the secret only. Once it
+    is replaced, what is left around the marker holds fewer than 6 bits of the secret at each end.
+    """
+    cores: set[str] = set()
+    for lead in range(3):
+        padded = bytearray(lead) + raw
+        try:
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                text = encode(padded).decode("ascii")
+                # Characters from ``skip`` on hold no bit of the ``lead`` bytes; those up to
+                # ``end`` hold no bit of whatever follows the secret.
+                skip, end = (0, 2, 3)[lead], len(padded) * 8 // 6
+                cores.add(text[skip:end])
+        finally:
+            wipe(padded)
+    return cores
 
 
 def userinfo_secrets(secret: str) -> list[str]:

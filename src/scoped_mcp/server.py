@@ -30,7 +30,7 @@ from scoped_mcp.credentials.check import check_plans, require_usable
 from scoped_mcp.credentials.plan import KeyPlan, build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
-from scoped_mcp.hardening import stdout_to_stderr
+from scoped_mcp.hardening import scrubbed_output, stdout_to_stderr
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import Manifest
 from scoped_mcp.modules._base import DynamicTool, ToolModule
@@ -313,9 +313,10 @@ async def run(
 ) -> None:
     """The server's whole life: build, start, ``server_start``, serve, stop once, ``server_stop``.
 
-    Nothing a module prints while starting or stopping reaches stdout, which carries MCP only.
+    Nothing a module prints while starting or stopping reaches stdout, which carries MCP only;
+    what it prints while starting reaches stderr scrubbed of every released secret.
     """
-    with stdout_to_stderr():
+    with scrubbed_output(redactor.scrub):
         runtime = build(manifest, agent_ctx, environ, redactor=redactor)
         await start_modules(runtime)
     runtime.audit.write(

@@ -252,3 +252,31 @@ async def test_absent_org_credential_is_looked_up_once(tmp_path: Path) -> None:
     assert all("org=homelab" in r.query for r in server.requests)
     audit = (tmp_path / "agent-01" / "audit-influxdb.jsonl").read_text()
     assert audit.count('"INFLUXDB_ORG"') == 1
+
+
+@pytest.mark.parametrize("key", ["_measurement", "_field", "_value", "_start"])
+async def test_delete_refuses_underscore_tag_keys(tmp_path: Path, key: str) -> None:
+    """A tag key starting with '_' (a column InfluxDB owns, such as a second _measurement term)
+    is refused before anything is sent, as write_points refuses it."""
+    with serve_http(seeded()) as server:
+        async with influx(tmp_path, server) as built:
+            await failure(
+                built.module.delete_points("scratch", "cpu", "-1h", tags={key: "mem"}),
+                InvalidArgument,
+            )
+    assert server.requests == []
+
+
+async def test_query_limit_defaults_to_max_rows_when_that_is_smaller(tmp_path: Path) -> None:
+    """With max_rows below the usual default limit, a query without a limit is answered, capped
+    at max_rows; an explicit limit above max_rows is still refused."""
+    service = seeded()
+    with serve_http(service) as server:
+        (tmp_path / "agent-01").mkdir()
+        environ = {"INFLUXDB_URL": server.url, "INFLUXDB_TOKEN": TOKEN}
+        config = {**CONFIG, "max_rows": 2}
+        async with built_module(tmp_path / "agent-01", "influxdb", config, environ) as built:
+            answer = await built.module.query("metrics")
+            await failure(built.module.query("metrics", limit=3), InvalidArgument)
+    assert answer["count"] == 2
+    assert answer["truncated"] is True

@@ -57,3 +57,52 @@ def test_a_module_startup_error_quoting_its_credential_does_not_reach_stderr(
     if error == "RuntimeError":  # a foreign error: the module and the type, never its text
         assert "modules.failing: startup failed (RuntimeError)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PRINTING_STARTUP = """
+import os
+import sys
+
+from scoped_mcp.errors import BackendError
+from scoped_mcp.modules._base import ToolModule, tool
+
+
+class PrintingStartup(ToolModule):
+    name = "printing"
+    required_credentials = ("API_TOKEN",)
+
+    async def startup(self) -> None:
+        async with self.credentials.use("API_TOKEN") as token:
+            print("print to stdout", token.text())
+            print("print to stderr", token.text(), file=sys.stderr, flush=True)
+            os.write(2, ("raw fd 2 " + token.text() + "\\n").encode())
+            os.write(1, ("raw fd 1 " + token.text() + "\\n").encode())
+        raise BackendError("stopping after printing")
+
+    @tool(mode="read")
+    async def ping(self) -> str:
+        \"\"\"Answer.\"\"\"
+        return "pong"
+"""
+
+
+def test_what_a_module_prints_during_startup_reaches_stderr_scrubbed(tmp_path: Path) -> None:
+    """A module that prints its credential during startup (print to stdout or stderr, or a raw
+    write to fd 1 or 2) has every line on stderr with the value redacted, and nothing on stdout."""
+    modules = tmp_path / "mods"
+    modules.mkdir()
+    (modules / "printing_startup.py").write_text(PRINTING_STARTUP)
+    manifest = tmp_path / "manifest.yml"
+    manifest.write_text(
+        "agent_type: research\nmodules:\n  printing:\n    type: printing_startup:PrintingStartup\n"
+    )
+    token = "tok" + secrets.token_urlsafe(24)
+    env = child_env(
+        tmp_path / "home", modules, AGENT_ID="print-01", AGENT_TYPE="research", API_TOKEN=token
+    )
+    result = run_cli("--manifest", str(manifest), env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert token not in result.stderr
+    for line in ("print to stdout", "print to stderr", "raw fd 2", "raw fd 1"):
+        assert f"{line} [REDACTED]" in result.stderr, result.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncGenerator, Generator
 
+from scoped_mcp.credentials.lease import Plaintext, wipe
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError
 from scoped_mcp.net._httpx import httpx
@@ -61,8 +62,8 @@ class CredentialAuth(httpx.Auth):
         added = {self._header}
         if self._token_key is not None and await self._has_token(self._token_key):
             async with self._credentials.use(self._token_key) as token:
-                value = token.text()
-                request.headers[self._header] = f"{self._scheme} {value}" if self._scheme else value
+                value = _header_value(self._scheme, token)
+                request.headers.update({self._header.encode("ascii"): value})
         elif basic is not None:
             request.headers["Authorization"] = basic
             added.add("Authorization")
@@ -77,6 +78,23 @@ class CredentialAuth(httpx.Auth):
             return True
         # The broker remembers a missing optional key for its TTL: no backend read per call.
         return await self._credentials.has(key)
+
+
+def _header_value(scheme: str | None, token: Plaintext) -> bytes:
+    """``"{scheme} {token}"`` as the one bytes object httpx keeps, built in a buffer we wipe.
+
+    ``text()`` and an f-string would leave two more unwipeable copies per call (the ``str`` and
+    the formatted header), which httpx would then encode into a third.
+    """
+    prefix = f"{scheme} ".encode("ascii") if scheme else b""
+    view = token.bytes_view
+    buffer = bytearray(len(prefix) + len(view))  # sized once: no reallocation leaves a copy
+    try:
+        buffer[: len(prefix)] = prefix
+        buffer[len(prefix) :] = view
+        return bytes(buffer)
+    finally:
+        wipe(buffer)
 
 
 def _retarget(request: httpx.Request, base_text: str, key: str) -> str | None:

@@ -3,7 +3,8 @@
 Invariants a module gets by using ``make_client`` and ``request``:
 
 * Redirects are never followed, proxies and ``.netrc`` from the environment are never used
-  (``trust_env=False``), and connections are pooled up to a small limit.
+  (``trust_env=False``); a proxy is used only when the module's ``config.proxy`` names one.
+  Connections are pooled up to a small limit.
 * Every call has per-phase timeouts and one overall deadline, so a server that drips bytes cannot
   hold a call open.
 * A response is read as a stream and abandoned past ``max_response_bytes``.
@@ -28,10 +29,11 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import anyio
 import pydantic_core
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scoped_mcp import __version__
 from scoped_mcp.errors import BackendError
@@ -57,6 +59,25 @@ class HttpConfig(BaseModel):
         le=16 * 1024 * 1024,
         description="Largest response body read; a larger one fails the call.",
     )
+    proxy: str | None = Field(
+        default=None,
+        description="http://host:port of a forward proxy to send requests through (never taken "
+        "from the environment); targets are still checked by the network policy first.",
+    )
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be http://host:port or https://host:port")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold credentials (a manifest is not a secret store)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must be only scheme, host and port")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +114,14 @@ def make_client(
 ) -> httpx.AsyncClient:
     """An ``AsyncClient`` with our limits; open it in ``startup`` and close it in ``shutdown``.
 
-    ``transport`` replaces httpx's default one (``http_proxy`` connects only to checked addresses).
+    ``transport`` replaces httpx's default one (``http_proxy`` connects only to checked addresses)
+    and then carries ``config.proxy`` itself: httpx would otherwise mount a proxy transport in
+    front of it, and requests would bypass the checks.
     """
     timeout = config.timeout_s
     return httpx.AsyncClient(
         transport=transport,
+        proxy=config.proxy if transport is None else None,
         base_url=PLACEHOLDER_ORIGIN,
         auth=auth,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),

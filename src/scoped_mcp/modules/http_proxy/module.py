@@ -145,7 +145,9 @@ class HttpProxyModule(ToolModule):
             verify: ssl.SSLContext | bool = True
             if spec.ca_file is not None:
                 verify = _ca_context(name, str(spec.ca_file))
-            transport = PinnedTransport(self._resolver_for(target), service=name, verify=verify)
+            transport = PinnedTransport(
+                self._resolver_for(target), service=name, verify=verify, proxy=self.config.proxy
+            )
             self._clients[name] = make_client(auth, self.config, transport=transport)
 
     async def shutdown(self) -> None:

@@ -233,8 +233,11 @@ def delete_predicate(measurement: str, tags: dict[str, str] | None) -> str:
     """``_measurement="m" AND tag="v"``; quotes and backslashes are refused, not escaped."""
     pairs = [("_measurement", measurement), *sorted((tags or {}).items())]
     terms = []
-    for key, value in pairs:
-        if key != "_measurement":
+    for index, (key, value) in enumerate(pairs):
+        if index:
+            # A second _measurement (or _field) term can be read as a delete source of its own,
+            # outside the agent's namespace: columns InfluxDB owns are not tags.
+            _user_key(key, "tag key")
             identifier(key, "tag key", COLUMN)
         if not isinstance(value, str) or any(c in value for c in '"\\') or "\n" in value:
             raise InvalidArgument("delete values must not contain quotes or backslashes")

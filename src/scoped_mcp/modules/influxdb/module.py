@@ -175,19 +175,21 @@ class InfluxModule(HttpModule):
             ),
         ] = None,
         limit: Annotated[
-            int,
+            int | None,
             Field(
                 description="Most rows to return: 1 to the operator's max_rows (1000 unless "
-                "the operator set another)."
+                "the operator set another); omitted: max_rows."
             ),
-        ] = 1000,
+        ] = None,
     ) -> dict[str, Any]:
         """Query a bucket with structured filters (no Flux), e.g.
         filters=[{"field": "_measurement", "op": "==", "value": "docker_cpu"}].
 
         op: ==, !=, >, >=, <, <=, =~, !~ (regular expression). start/stop: -1h, -30m or RFC 3339.
         aggregate: {"every": "5m", "fn": "mean"} (mean, median, sum, min, max, count, first, last).
+        limit: rows to return, at most max_rows (the default).
         """
+        limit = self.config.max_rows if limit is None else limit
         if not 1 <= limit <= self.config.max_rows:
             raise InvalidArgument(f"limit must be between 1 and {self.config.max_rows}")
         if filters and len(filters) > 20:

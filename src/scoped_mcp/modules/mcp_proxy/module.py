@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 import mcp_types
+import pydantic_core
 from fastmcp.client.transports.base import ClientTransport
 from fastmcp.client.transports.http import StreamableHttpTransport
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -75,6 +76,12 @@ class McpProxyConfig(BaseModel):
     start_timeout: float = Field(default=30, gt=0, le=600, description="Seconds to start.")
     call_timeout: float = Field(default=60, gt=0, le=3600, description="Seconds per call.")
     stop_timeout: float = Field(default=5, gt=0, le=60, description="Seconds per stop step.")
+    max_result_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        gt=0,
+        le=64 * 1024 * 1024,
+        description="Largest upstream result (its JSON) handed to the agent; larger ones fail.",
+    )
     stderr: Literal["log", "discard"] = Field(
         default="log", description="The child's stderr: into the ops log (scrubbed) or dropped."
     )
@@ -217,7 +224,7 @@ class McpProxyModule(ToolModule):
     def _caller(self, name: str) -> Any:
         async def call(arguments: dict[str, Any]) -> Any:
             assert self.upstream is not None
-            return _for_agent(await self.upstream.call(name, arguments))
+            return _for_agent(await self.upstream.call(name, arguments), self.cfg.max_result_bytes)
 
         return call
 
@@ -266,6 +273,9 @@ class McpProxyModule(ToolModule):
             stderr=self.cfg.stderr,
             stop_seconds=self.cfg.stop_timeout,
             label=self._label,
+            # An upstream FastMCP server sends a result twice (text and structured content, the
+            # text JSON-escaped again) in one line: that must get through for the size check.
+            max_line_bytes=4 * self.cfg.max_result_bytes + 1024 * 1024,
         )
 
 
@@ -295,11 +305,20 @@ def _http_client(
     )
 
 
-def _for_agent(result: mcp_types.CallToolResult) -> Any:
-    """The upstream's result as plain data; an upstream error becomes a ``BackendError``."""
+def _for_agent(result: mcp_types.CallToolResult, limit: int) -> Any:
+    """The upstream's result as plain data; an upstream error, or a result over ``limit`` bytes
+    of JSON, becomes a ``BackendError``."""
     texts = [block.text for block in result.content if isinstance(block, mcp_types.TextContent)]
     if result.is_error:
         raise BackendError("upstream error: " + (" ".join(texts) or "no detail"))
+    # The agent gets one copy: the structured content if there is one, else the blocks.
+    size = len(
+        pydantic_core.to_json(result.structured_content)
+        if result.structured_content is not None
+        else pydantic_core.to_json([block.model_dump(mode="json") for block in result.content])
+    )
+    if size > limit:
+        raise BackendError(f"result too large ({size} bytes, limit {limit})")
     if result.structured_content is not None:
         wrapped = (result.meta or {}).get("fastmcp", {}).get("wrap_result") is True
         structured = result.structured_content

@@ -44,8 +44,10 @@ class ExactEnvStdio(ClientTransport):
         stderr: StderrMode,
         stop_seconds: float,
         label: str,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self._argv = [command, *args]
+        self._max_line_bytes = max_line_bytes
         self._env = dict(env)
         self._cwd = cwd
         self._stderr = stderr
@@ -111,15 +113,23 @@ class ExactEnvStdio(ClientTransport):
         sink: MemoryObjectSendStream[SessionMessage | Exception],
     ) -> None:
         assert process.stdout is not None
-        buffer = b""
+        pending: list[bytes] = []  # the current line's chunks: joined once, not per chunk
+        held = 0
         async with sink:
             try:
                 async for chunk in process.stdout:
-                    buffer += chunk
-                    if len(buffer) > MAX_LINE_BYTES:
-                        _log.warning("upstream message too large", extra={"proxy": self._label})
+                    held += len(chunk)
+                    if held > self._max_line_bytes:
+                        _log.warning(
+                            "upstream message too large",
+                            extra={"proxy": self._label, "limit": self._max_line_bytes},
+                        )
                         return
-                    *lines, buffer = buffer.split(b"\n")
+                    if b"\n" not in chunk:
+                        pending.append(chunk)
+                        continue
+                    *lines, rest = b"".join([*pending, chunk]).split(b"\n")
+                    pending, held = [rest], len(rest)
                     for line in lines:
                         if line.strip():
                             await sink.send(_parse(line))
