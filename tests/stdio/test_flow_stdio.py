@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from scoped_mcp.testing.harness import write_manifest
-from tests.contract_support import RawServer, call, child_env
+from tests.contract_support import INITIALIZED, RawServer, call, child_env, initialize
 
 pytestmark = pytest.mark.stdio
 
@@ -31,7 +31,9 @@ def started(tmp_path: Path) -> Iterator[tuple[RawServer, Path, Path]]:
     env = child_env(tmp_path / "home", AGENT_ID="flow-01", AGENT_TYPE="flow")
     server = RawServer.start(["--manifest", str(manifest)], env=env, cwd=tmp_path)
     try:
-        server.handshake()
+        # A loaded machine can take a while to start the server.
+        server.ask(initialize(), timeout=60)
+        server.send(INITIALIZED)
         audit = tmp_path / "home" / "state" / "scoped-mcp" / "audit" / "flow-01.jsonl"
         yield server, audit, data / "agents" / "flow-01"
     finally:
@@ -145,3 +147,22 @@ def test_signal_answers_a_call_still_running_after_the_bound(
     server.drain()
     answers = {m["id"]: m for m in map(json.loads, server.stdout_lines) if "id" in m}
     assert "error" in answers[7]
+
+
+def test_signal_during_the_end_of_input_wait_shortens_it(
+    started: tuple[RawServer, Path, Path],
+) -> None:
+    """Stdin closed while a call runs, then SIGTERM: the signal's short bound applies."""
+    server, _, _ = started
+    server.send(call(8, "probe_nap", seconds=60))
+    time.sleep(0.3)
+    assert server.process.stdin is not None
+    server.process.stdin.close()
+    time.sleep(0.3)
+    began = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=15) == 0
+    assert time.monotonic() - began < 8
+    server.drain()
+    answers = {m["id"]: m for m in map(json.loads, server.stdout_lines) if "id" in m}
+    assert "error" in answers[8]

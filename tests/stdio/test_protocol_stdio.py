@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scoped_mcp.testing.harness import write_manifest
-from tests.contract_support import RawServer, call, child_env
+from tests.contract_support import INITIALIZED, RawServer, call, child_env, initialize
 
 pytestmark = pytest.mark.stdio
 
@@ -27,7 +27,9 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RawServer, P
     env = child_env(top / "home", AGENT_ID="proto-01", AGENT_TYPE="proto")
     server = RawServer.start(["--manifest", str(manifest)], env=env, cwd=top)
     try:
-        server.handshake()
+        # A loaded machine can take a while to start the server.
+        server.ask(initialize(), timeout=60)
+        server.send(INITIALIZED)
         yield server, top / "home" / "state" / "scoped-mcp" / "audit" / "proto-01.jsonl"
         assert server.close() == 0
     finally:

@@ -67,7 +67,7 @@ class _Reader:
             await flight.room()
             line = await self._lines.next_line()
             if line is None:
-                with anyio.move_on_after(self._server.drain_seconds):
+                with anyio.move_on_after(self._server.drain_seconds) as self._server.draining:
                     await flight.drained()
                 raise anyio.EndOfStream
             if line is TOO_LONG:
@@ -153,12 +153,17 @@ class StdioServer:
         )
         self.drain_seconds = self.limits.drain_seconds
         self._mcp = mcp
+        self.draining: anyio.CancelScope | None = None
         self._lines: LineReader | None = None
         self._stopped = False
 
     def stop(self, *, drain_seconds: float) -> None:
         """Read no more; answer what was read, waiting up to ``drain_seconds`` for running calls."""
         self.drain_seconds = min(self.drain_seconds, drain_seconds)
+        if self.draining is not None:
+            # Input had already ended: the wait under way gets the shorter bound, too.
+            soon = anyio.current_time() + drain_seconds
+            self.draining.deadline = min(self.draining.deadline, soon)
         self._stopped = True
         self.flight.stop()
         if self._lines is not None:

@@ -21,6 +21,7 @@ import anyio
 
 _log = logging.getLogger(__name__)
 CHUNK = 64 * 1024
+FINISH_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -149,17 +150,38 @@ class LineWriter:
         self._broken = False
 
     async def write(self, data: bytes) -> None:
-        """Write all of ``data``, waiting (not blocking the loop) while the pipe is full."""
+        """Write all of ``data``, waiting (not blocking the loop) while the pipe is full.
+
+        Until the first byte is out a cancelled write writes nothing; after it, the rest of the
+        line is written shielded (a half line would corrupt every message after it), for at
+        most ``FINISH_SECONDS``: a client that stops reading for that long loses the channel.
+        """
         async with self._lock:
             view = memoryview(data)
             while view and not self._broken:
-                try:
-                    view = view[os.write(self._fd, view) :]
-                except BlockingIOError:
-                    await self._writable()
-                except OSError as exc:
-                    self._broken = True
-                    _log.warning("stdout closed by the client", extra={"error": type(exc).__name__})
+                written = self._try_write(view)
+                if written:
+                    view = view[written:]
+                    break
+                await self._writable()
+            with anyio.move_on_after(FINISH_SECONDS, shield=True) as finishing:
+                while view and not self._broken:
+                    view = view[self._try_write(view) :]
+                    if view:
+                        await self._writable()
+            if finishing.cancelled_caught:
+                self._broken = True
+                _log.warning("stdout stalled mid-line; no more answers are written")
+
+    def _try_write(self, view: memoryview) -> int:
+        try:
+            return os.write(self._fd, view)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self._broken = True
+            _log.warning("stdout closed by the client", extra={"error": type(exc).__name__})
+            return 0
 
     async def _writable(self) -> None:
         try:
