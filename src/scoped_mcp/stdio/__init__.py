@@ -186,8 +186,3 @@ class StdioServer:
                     await server.run(reader, writer, server.create_initialization_options())
         finally:
             reset_transport(token)
-
-
-async def run_stdio(mcp: FastMCP, *, drain_seconds: float = DRAIN_SECONDS) -> None:
-    """Serve ``mcp`` on stdin/stdout until stdin ends and every request read has its answer."""
-    await StdioServer(mcp, Limits(drain_seconds=drain_seconds)).serve()
