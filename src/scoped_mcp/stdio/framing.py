@@ -140,7 +140,7 @@ def _envelope_problem(obj: dict[str, Any]) -> str | None:
         return '"method" is missing'
     if "method" in obj and not isinstance(obj["method"], str):
         return '"method" must be a string'
-    if "id" in obj and _echoable_id(obj) is None:
+    if "id" in obj and (isinstance(obj["id"], bool) or not isinstance(obj["id"], str | int)):
         return '"id" must be a string or an integer'
     params = obj.get("params")
     if params is not None and not isinstance(params, dict):
