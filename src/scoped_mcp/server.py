@@ -36,12 +36,14 @@ from scoped_mcp.manifest import Manifest
 from scoped_mcp.modules._base import DynamicTool, ToolModule
 from scoped_mcp.pipeline import Pipeline
 from scoped_mcp.redaction import Redactor
-from scoped_mcp.stdio import run_stdio
+from scoped_mcp.stdio import StdioServer
 from scoped_mcp.telemetry import settings as telemetry_settings
 from scoped_mcp.telemetry.interface import Telemetry
 
 _log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 5.0
+SIGNAL_DRAIN_SECONDS = 3.0  # how long a signal stop waits for calls still running
+STUCK_SECONDS = 5.0  # after that, how long before a stop that has not finished is forced
 
 
 @dataclass
@@ -252,31 +254,40 @@ async def stop_modules(runtime: Runtime) -> None:
         runtime.telemetry.shutdown()
 
 
-async def serve_stdio(runtime: Runtime, *, on_signal: Callable[[str], Awaitable[None]]) -> None:
-    """Serve MCP on stdio until stdin closes (then return), SIGTERM or SIGINT.
+async def serve_stdio(
+    runtime: Runtime, *, on_stuck: Callable[[str], Awaitable[None]]
+) -> str | None:
+    """Serve MCP on stdio until stdin closes or SIGTERM/SIGINT; the signal's name, or ``None``.
 
-    On a signal, in-flight calls are cancelled and ``on_signal(name)`` runs, and it must end the
-    process: the MCP SDK reads stdin in a worker thread that stays blocked in read(2) until the
-    agent host writes or closes the pipe, so waiting for the serving tasks could wait forever.
+    A signal stops reading at once; every call that completed is answered, calls still running
+    get ``SIGNAL_DRAIN_SECONDS`` to finish, and the rest are answered with an error as they are
+    cancelled. Should serving still not end (a call stuck in a thread ignores cancellation),
+    ``on_stuck(name)`` runs and must end the process.
     """
-    serving = anyio.CancelScope()
+    transport = StdioServer(runtime.mcp)
+    stopped_by: list[str] = []
     async with anyio.create_task_group() as group:
 
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
                 async for signum in signals:
-                    _log.info("stopping on signal", extra={"signal": signum.name})
-                    serving.cancel()
-                    await on_signal(signum.name)
-                    return
+                    if not stopped_by:
+                        _log.info("stopping on signal", extra={"signal": signum.name})
+                        stopped_by.append(signum.name)
+                        transport.stop(drain_seconds=SIGNAL_DRAIN_SECONDS)
+                        group.start_soon(give_up_after, signum.name)
+
+        async def give_up_after(name: str) -> None:
+            await anyio.sleep(SIGNAL_DRAIN_SECONDS + STUCK_SECONDS)
+            await on_stuck(name)
 
         group.start_soon(watch_signals)
-        with serving:
-            async with anyio.create_task_group() as inner:
-                inner.start_soon(runtime.broker.maintain)
-                await run_stdio(runtime.mcp)
-                inner.cancel_scope.cancel()
+        async with anyio.create_task_group() as inner:
+            inner.start_soon(runtime.broker.maintain)
+            await transport.serve()
+            inner.cancel_scope.cancel()
         group.cancel_scope.cancel()
+    return stopped_by[0] if stopped_by else None
 
 
 class _Life:
@@ -297,12 +308,13 @@ class _Life:
         runtime.audit.close()
         _log.info("stopped", extra={"reason": reason})
 
-    async def stop_on_signal(self, name: str) -> None:
-        """A signal is the host's request to stop: an orderly stop is a success (exit 0).
+    async def stop_stuck(self, name: str) -> None:
+        """Serving did not end after a signal: stop anyway and end the process (exit 0).
 
-        The process ends here because the SDK's stdin reader thread cannot be interrupted
-        (see ``serve_stdio``).
+        A call blocked in a worker thread cannot be cancelled, and the interpreter would wait
+        for that thread at exit; the host asked for a stop, so the process ends here.
         """
+        _log.warning("serving did not end after the signal", extra={"signal": name})
         await self.stop(f"signal {name}")
         sys.stderr.flush()
         os._exit(0)
@@ -324,7 +336,10 @@ async def run(
     )
     _log.info("serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)})
     life = _Life(runtime)
+    reason = "stdin closed"
     try:
-        await serve_stdio(runtime, on_signal=life.stop_on_signal)
+        signal_name = await serve_stdio(runtime, on_stuck=life.stop_stuck)
+        if signal_name is not None:
+            reason = f"signal {signal_name}"
     finally:
-        await life.stop("stdin closed")
+        await life.stop(reason)
