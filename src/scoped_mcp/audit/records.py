@@ -7,6 +7,7 @@
     credential    a broker event: action (fetch, renew, revoke, ...), key names and backends
     server_start  the manifest and the tools registered
     server_stop   why the server stopped
+    http_refused  an HTTP request refused before MCP saw it: client address, status, reason
 
 Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
 processors (identity, timestamp, redaction, chain) turn it into a line.
@@ -24,6 +25,7 @@ TOOL_CALL: Final = "tool_call"
 CREDENTIAL: Final = "credential"
 SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
+HTTP_REFUSED: Final = "http_refused"
 OUTCOMES: Final = ("ok", "denied", "error")
 
 # Built once: json.dumps with keyword arguments constructs a new encoder on every call.
@@ -114,3 +116,8 @@ def server_start(*, manifest: str, tools: Sequence[str]) -> Draft:
 def server_stop(*, reason: str) -> Draft:
     """The server stopped (``stdin closed``, ``signal SIGTERM``, ...)."""
     return Draft(SERVER_STOP, {"reason": reason})
+
+
+def http_refused(*, client: str, status: int, reason: str) -> Draft:
+    """An HTTP request refused at the gate (no token, wrong token, foreign Host or Origin)."""
+    return Draft(HTTP_REFUSED, {"client": client, "status": status, "reason": reason})
