@@ -110,15 +110,18 @@ async def test_foreign_origin_is_403_and_foreign_host_421(
 async def test_a_burst_of_failures_is_rate_limited(
     tmp_path: Path, write_manifest: Callable[..., Path]
 ) -> None:
-    """After ten failures a client gets 429 with Retry-After, even with the right token."""
+    """After ten failures from one host, on any connections, it gets 429 with Retry-After, even
+    with the right token."""
     manifest = filesystem_manifest(tmp_path, write_manifest)
     home = tmp_path / "home"
-    with serving(manifest, home, agent_type="build") as server, server.http() as http:
-        statuses = [
-            http.post("/mcp", json={}, headers={"Authorization": "Bearer wrong"}).status_code
-            for _ in range(10)
-        ]
-        limited = http.post("/mcp", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+    with serving(manifest, home, agent_type="build") as server:
+        statuses = []
+        for _ in range(10):  # a new connection (a new source port) each time
+            with server.http() as http:
+                wrong = {"Authorization": "Bearer wrong"}
+                statuses.append(http.post("/mcp", json={}, headers=wrong).status_code)
+        with server.http() as http:
+            limited = http.post("/mcp", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert statuses == [401] * 10
     assert limited.status_code == 429
     assert 0 < int(limited.headers["retry-after"]) <= 60

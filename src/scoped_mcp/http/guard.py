@@ -41,7 +41,7 @@ class Limits:
 
 
 class FailureLimiter:
-    """Counts authentication failures per client address in fixed windows; bounded in memory."""
+    """Counts refused requests per client host in fixed windows; bounded in memory."""
 
     def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
         self._limits = limits
@@ -69,6 +69,12 @@ class FailureLimiter:
         self._windows.move_to_end(client)
         while len(self._windows) > MAX_TRACKED_CLIENTS:
             self._windows.popitem(last=False)
+
+
+def peer_host(scope: Scope) -> str:
+    """The peer's host without its port (what failures are counted by), or ``unix``."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unix"
 
 
 def client_of(scope: Scope) -> str:
@@ -107,9 +113,10 @@ class Guard:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        client = client_of(scope)
+        client, peer = client_of(scope), peer_host(scope)
         headers = _headers(scope)
-        wait = self._limiter.blocked(client)
+        # Counted by host: each new connection has a new port.
+        wait = self._limiter.blocked(peer)
         if wait is not None:
             await _respond(send, 429, {"retry-after": str(int(wait) + 1)})
             return
@@ -122,7 +129,7 @@ class Guard:
             refusal = (401, "missing token" if "authorization" not in headers else "wrong token")
         if refusal is not None:
             status, reason = refusal
-            self._limiter.failed(client)
+            self._limiter.failed(peer)
             self._audit.write(records.http_refused(client=client, status=status, reason=reason))
             extra = {"www-authenticate": "Bearer"} if status == 401 else {}
             await _respond(send, status, extra)
