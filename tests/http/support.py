@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -40,17 +41,21 @@ class HttpServer:
     audit_path: Path
     stderr_path: Path
     uds: Path | None = None
+    ca: Path | None = None  # set when serving TLS: the certificate to trust
 
     @property
     def url(self) -> str:
-        return f"http://{self.address}/mcp"
+        return f"{'https' if self.ca else 'http'}://{self.address}/mcp"
 
     def http(self) -> httpx.Client:
         """A plain HTTP client for this server (over its unix socket when it has one)."""
         if self.uds is not None:
             transport = httpx.HTTPTransport(uds=str(self.uds))
             return httpx.Client(transport=transport, base_url="http://localhost", timeout=10)
-        return httpx.Client(base_url=f"http://{self.address}", timeout=10)
+        if self.ca is None:
+            return httpx.Client(base_url=f"http://{self.address}", timeout=10)
+        trust = ssl.create_default_context(cafile=str(self.ca))
+        return httpx.Client(base_url=f"https://{self.address}", timeout=10, verify=trust)
 
     def client(self, token: str = TOKEN) -> Client[Any]:
         """A real MCP client over streamable HTTP, presenting ``token``."""
@@ -81,6 +86,7 @@ def start_http(
     agent_id: str = "agent-01",
     address: str | None = None,
     env: dict[str, str] | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> HttpServer:
     """Start the server with ``--http`` and wait until /healthz says ready."""
     address = address or f"127.0.0.1:{free_port()}"
@@ -88,9 +94,10 @@ def start_http(
         home, AGENT_ID=agent_id, AGENT_TYPE=agent_type, SCOPED_MCP_HTTP_TOKEN=TOKEN, **(env or {})
     )
     stderr_path = home / f"stderr-{agent_id}.log"
+    tls_args = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     with stderr_path.open("ab") as stderr:
         process = subprocess.Popen(
-            [SCOPED_MCP, "serve", "--manifest", str(manifest), "--http", address],
+            [SCOPED_MCP, "serve", "--manifest", str(manifest), "--http", address, *tls_args],
             env=environ,
             cwd=str(home),
             stdin=subprocess.DEVNULL,
@@ -104,6 +111,7 @@ def start_http(
         home / "state" / "scoped-mcp" / "audit" / f"{agent_id}.jsonl",
         stderr_path,
         uds,
+        tls[0] if tls else None,
     )
     _wait_ready(server)
     return server

@@ -173,3 +173,59 @@ def _initialize() -> dict[str, Any]:
             "clientInfo": {"name": "t", "version": "1"},
         },
     }
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, written as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_serves_https_with_the_token(
+    tmp_path: Path, write_manifest: Callable[..., Path]
+) -> None:
+    """With --tls-cert/--tls-key the server speaks HTTPS: /healthz and an authenticated
+    initialize succeed, a request without the token is 401."""
+    manifest = filesystem_manifest(tmp_path, write_manifest)
+    tls = _self_signed(tmp_path)
+    with serving(manifest, tmp_path / "home", agent_type="build", tls=tls) as server:
+        with server.http() as http:
+            assert http.get("/healthz").text == "ready"
+            assert http.post("/mcp", json={}).status_code == 401
+            headers = {"Authorization": f"Bearer {TOKEN}", "Accept": ACCEPT}
+            init = http.post("/mcp", headers=headers, json=_initialize())
+        assert init.status_code == 200
+        assert server.stop() == 0
