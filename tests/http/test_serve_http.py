@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from tests.http.support import TOKEN, serving
@@ -229,3 +233,23 @@ async def test_tls_serves_https_with_the_token(
             init = http.post("/mcp", headers=headers, json=_initialize())
         assert init.status_code == 200
         assert server.stop() == 0
+
+
+async def test_sigterm_with_a_client_connected_stops_within_seconds(
+    tmp_path: Path, write_manifest: Callable[..., Path]
+) -> None:
+    """SIGTERM while an MCP session (and its event stream) is open: exit 0 within the graceful
+    bound, the modules stopped and server_stop written."""
+    manifest = filesystem_manifest(tmp_path, write_manifest)
+    with serving(manifest, tmp_path / "home", agent_type="build") as server:
+        client = server.client()
+        await client.__aenter__()
+        assert await client.list_tools()
+        started = time.monotonic()
+        code = await anyio.to_thread.run_sync(server.stop)
+        elapsed = time.monotonic() - started
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
+    assert code == 0
+    assert elapsed < 15
+    assert server.audit_records("server_stop")[-1]["reason"] == "signal SIGTERM"
