@@ -12,9 +12,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from scoped_mcp import __version__
 from scoped_mcp.errors import ScopedMCPError
+
+if TYPE_CHECKING:
+    from scoped_mcp.commands.serve import HttpOptions
 
 EXIT_FAILURE, EXIT_CONFIG = 1, 2
 
@@ -42,8 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"scoped-mcp {__version__}")
     parser.add_argument("--manifest", help="manifest file (serve is the default command)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the stdio MCP server (default)")
+    serve = commands.add_parser("serve", help="run the MCP server (default); stdio unless --http")
     serve.add_argument("--manifest", dest="serve_manifest", required=True)
+    _add_http_options(serve)
     tools = commands.add_parser("tools", help="list the tools an agent with this manifest gets")
     tools.add_argument("--manifest", dest="tools_manifest", required=True)
     tools.add_argument("--json", action="store_true", help="machine-readable output")
@@ -83,6 +88,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_http_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--http",
+        metavar="ADDR",
+        help="serve streamable HTTP at [HOST:]PORT (loopback) or unix:PATH (0600) instead of "
+        "stdio; requests need the bearer token named by serve.http.token in the manifest",
+    )
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="with --http: allow a non-loopback address (requires --tls-cert and --tls-key)",
+    )
+    serve.add_argument("--tls-cert", metavar="PEM", help="with --http: TLS certificate chain")
+    serve.add_argument("--tls-key", metavar="PEM", help="with --http: TLS private key")
+
+
 def _add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="audit log commands")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -114,6 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
 
 
+def _http_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> HttpOptions | None:
+    """The ``--http`` options given to ``serve``, or None to serve stdio."""
+    from scoped_mcp.commands.serve import HttpOptions
+
+    address = getattr(args, "http", None)
+    if address is None:
+        if any(getattr(args, name, None) for name in ("allow_remote", "tls_cert", "tls_key")):
+            parser.error("--allow-remote, --tls-cert and --tls-key go with --http")
+        return None
+    return HttpOptions(address, args.allow_remote, args.tls_cert, args.tls_key)
+
+
 def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:  # noqa: PLR0911
     """Run the sub-command ``args`` names; each lives in ``scoped_mcp.commands``."""
     if args.command in (None, "serve"):
@@ -122,7 +155,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             parser.error("--manifest is required")
         from scoped_mcp.commands import serve
 
-        return serve.run(path)
+        return serve.run(path, http=_http_options(parser, args))
     if args.command == "tools":
         from scoped_mcp.commands import tools
 

@@ -153,6 +153,44 @@ class TelemetrySpec(StrictModel):
     metrics: bool = Field(default=True, description="Export metrics. OTEL_METRICS_EXPORTER wins.")
 
 
+class HttpServeSpec(StrictModel):
+    """``serve.http:``: serving over streamable HTTP (``serve --http``); unused over stdio."""
+
+    token: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_-]*:.+",
+        description="Secret reference of the bearer token every HTTP request must present "
+        "(env:NAME, file:/path.yml#KEY, vault:..., ...). Required for --http.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host[:port]) allowed besides the server's own; any other "
+        "Origin header is refused (403).",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names accepted besides loopback names and the bound address.",
+    )
+    max_sessions: int = Field(
+        default=8, ge=1, le=1000, description="MCP sessions open at once; more get 503."
+    )
+    session_idle_seconds: float = Field(
+        default=900, gt=0, le=86400, description="A session idle this long is closed."
+    )
+    token_overlap_seconds: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="After a token is rotated, the old one stays valid this long.",
+    )
+
+
+class ServeSpec(StrictModel):
+    """``serve:``: how the server is reached besides stdio."""
+
+    http: HttpServeSpec = Field(default_factory=HttpServeSpec)
+
+
 class Manifest(StrictModel):
     """A whole manifest file."""
 
@@ -164,6 +202,7 @@ class Manifest(StrictModel):
     credentials: CredentialsSpec = Field(default_factory=CredentialsSpec)
     audit: AuditSpec = Field(default_factory=AuditSpec)
     telemetry: TelemetrySpec | None = None
+    serve: ServeSpec = Field(default_factory=ServeSpec)
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("modules")

@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 from fastmcp import FastMCP
@@ -39,6 +40,9 @@ from scoped_mcp.redaction import Redactor
 from scoped_mcp.stdio import StdioServer
 from scoped_mcp.telemetry import settings as telemetry_settings
 from scoped_mcp.telemetry.interface import Telemetry
+
+if TYPE_CHECKING:
+    from scoped_mcp.http.bind import HttpServing
 
 _log = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 5.0
@@ -73,12 +77,21 @@ def build(
     *,
     redactor: Redactor | None = None,
     telemetry: Telemetry | None = None,
+    http: bool = False,
 ) -> Runtime:
-    """Validate and assemble the server; ``ConfigError`` for anything the operator must fix."""
+    """Validate and assemble the server; ``ConfigError`` for anything the operator must fix.
+
+    ``http``: the server will be reached over HTTP, so its bearer token is a planned credential
+    and audit records carry the client address.
+    """
     redactor = redactor or Redactor()
     planned = registry.plan(manifest)
     catalog = Catalog()
     plans = build_plans(manifest, planned, agent_ctx, catalog=catalog)
+    if http:
+        from scoped_mcp.http.token import token_plans
+
+        plans = {**plans, **token_plans(manifest, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),
         manifest.credentials.settings,
@@ -95,6 +108,7 @@ def build(
             planned=planned,
             plans=plans,
             backends=backends,
+            http=http,
         )
     except BaseException:
         # The preflight may already hold something that outlives us (Vault: the token of an
@@ -121,12 +135,13 @@ def _assemble(
     planned: list[registry.PlannedModule],
     plans: dict[str, dict[str, KeyPlan]],
     backends: Mapping[str, SecretBackend],
+    http: bool = False,
 ) -> Runtime:
     require_usable(check_plans(plans, backends))
     telemetry = telemetry or telemetry_settings.configure(
         manifest.telemetry, environ, agent_ctx, redactor
     )
-    audit = _open_audit(manifest, agent_ctx, environ, redactor, telemetry)
+    audit = _open_audit(manifest, agent_ctx, environ, redactor, telemetry, http=http)
     broker = CredentialBroker(
         plans=plans,
         backends=backends,
@@ -171,15 +186,22 @@ def _open_audit(
     environ: Mapping[str, str],
     redactor: Redactor,
     telemetry: Telemetry | None,
+    *,
+    http: bool = False,
 ) -> AuditLog:
     """The agent's audit log, its records also feeding telemetry when that is on."""
+    extra = [telemetry.process] if telemetry is not None else []
+    if http:
+        from scoped_mcp.http.client import add_client_address
+
+        extra.insert(0, add_client_address)
     return open_audit_log(
         manifest.audit.path or default_path(agent_ctx, dict(environ)),
         agent_ctx,
         redactor,
         max_bytes=manifest.audit.max_bytes,
         keep=manifest.audit.keep,
-        extra=[telemetry.process] if telemetry is not None else (),
+        extra=extra,
     )
 
 
@@ -320,22 +342,42 @@ class _Life:
         os._exit(0)
 
 
+async def serve_http(runtime: Runtime, http: HttpServing) -> str:
+    """Serve MCP over streamable HTTP until SIGTERM or SIGINT; returns why it stopped."""
+    from scoped_mcp.http.serve import serve_http as serve_over_http
+
+    return await serve_over_http(runtime, bind=http.bind, spec=http.spec)
+
+
 async def run(
-    manifest: Manifest, agent_ctx: AgentContext, environ: Mapping[str, str], *, redactor: Redactor
+    manifest: Manifest,
+    agent_ctx: AgentContext,
+    environ: Mapping[str, str],
+    *,
+    redactor: Redactor,
+    http: HttpServing | None = None,
 ) -> None:
     """The server's whole life: build, start, ``server_start``, serve, stop once, ``server_stop``.
 
-    Nothing a module prints while starting or stopping reaches stdout, which carries MCP only;
-    what it prints while starting reaches stderr scrubbed of every released secret.
+    Served over stdio, or over HTTP when ``http`` says where. Nothing a module prints while
+    starting or stopping reaches stdout, which carries MCP only; what it prints while starting
+    reaches stderr scrubbed of every released secret.
     """
     with scrubbed_output(redactor.scrub):
-        runtime = build(manifest, agent_ctx, environ, redactor=redactor)
+        runtime = build(manifest, agent_ctx, environ, redactor=redactor, http=http is not None)
         await start_modules(runtime)
     runtime.audit.write(
         records.server_start(manifest=str(manifest.source_path), tools=runtime.tool_names)
     )
     _log.info("serving", extra={"agent_id": agent_ctx.agent_id, "tools": len(runtime.tool_names)})
     life = _Life(runtime)
+    if http is not None:
+        reason = "error"
+        try:
+            reason = await serve_http(runtime, http)
+        finally:
+            await life.stop(reason)
+        return
     reason = "stdin closed"
     try:
         signal_name = await serve_stdio(runtime, on_stuck=life.stop_stuck)

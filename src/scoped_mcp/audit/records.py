@@ -9,6 +9,7 @@
     server_start  the manifest and the tools registered
     server_stop   why the server stopped
     audit_gap     the log could not be written for a while: since when, why, what was lost
+    http_refused  an HTTP request refused before MCP saw it: client address, status, reason
 
 Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
 processors (identity, timestamp, redaction, chain) turn it into a line.
@@ -28,6 +29,7 @@ AUDIT_GAP: Final = "audit_gap"
 CREDENTIAL: Final = "credential"
 SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
+HTTP_REFUSED: Final = "http_refused"
 OUTCOMES: Final = ("ok", "denied", "error")
 
 # Built once: json.dumps with keyword arguments constructs a new encoder on every call.
@@ -129,3 +131,8 @@ def server_start(*, manifest: str, tools: Sequence[str]) -> Draft:
 def server_stop(*, reason: str) -> Draft:
     """The server stopped (``stdin closed``, ``signal SIGTERM``, ...)."""
     return Draft(SERVER_STOP, {"reason": reason})
+
+
+def http_refused(*, client: str, status: int, reason: str) -> Draft:
+    """An HTTP request refused at the gate (no token, wrong token, foreign Host or Origin)."""
+    return Draft(HTTP_REFUSED, {"client": client, "status": status, "reason": reason})

@@ -1,20 +1,33 @@
-"""``scoped-mcp [serve] --manifest M``: serve one agent over stdio until stdin closes or a signal.
+"""``scoped-mcp [serve] --manifest M [--http ADDR]``: serve one agent until its end or a signal.
 
-The agent's identity and manifest are checked before the MCP stack is imported, so a misconfigured
-agent is refused fast. ``server.run`` owns the server's life from there.
+Over stdio by default; ``--http [HOST:]PORT`` or ``--http unix:PATH`` serves streamable HTTP
+instead. The agent's identity, the manifest and the listening address are checked before the MCP
+stack is imported, so a misconfigured agent is refused fast. ``server.run`` owns the server's life
+from there.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 from scoped_mcp.errors import ManifestError, ScopedMCPError
 
 EXIT_OK = 0
 
 
-def run(path: str) -> int:
+@dataclass(frozen=True, slots=True)
+class HttpOptions:
+    """The ``--http`` options of ``serve`` as given on the command line."""
+
+    address: str
+    allow_remote: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def run(path: str, *, http: HttpOptions | None = None) -> int:
     """Serve the agent named by ``AGENT_ID``/``AGENT_TYPE`` with the manifest at ``path``."""
     from scoped_mcp.hardening import harden_process
     from scoped_mcp.identity import AgentContext
@@ -32,13 +45,30 @@ def run(path: str) -> int:
     agent_ctx = AgentContext.from_env(os.environ)
     manifest = load(path)
     check_agent_type(manifest.agent_type, agent_ctx.agent_type, path)
+    serving = None
+    if http is not None:
+        from scoped_mcp.http.bind import HttpServing, parse_bind
+
+        bind = parse_bind(
+            http.address,
+            allow_remote=http.allow_remote,
+            tls_cert=http.tls_cert,
+            tls_key=http.tls_key,
+        )
+        if not bind.loopback:
+            logging.getLogger(__name__).warning(
+                "serving beyond this machine (--allow-remote)", extra={"address": str(bind)}
+            )
+        serving = HttpServing(bind, manifest.serve.http)
 
     import anyio
 
     from scoped_mcp import server
 
     try:
-        anyio.run(lambda: server.run(manifest, agent_ctx, os.environ, redactor=redactor))
+        anyio.run(
+            lambda: server.run(manifest, agent_ctx, os.environ, redactor=redactor, http=serving)
+        )
     except ScopedMCPError as exc:
         # A module's startup may fail quoting a credential it was given: the CLI prints this.
         exc.message = redactor.scrub(exc.message)
