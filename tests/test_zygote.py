@@ -22,7 +22,7 @@ import yaml
 from scoped_mcp import zygote as protocol
 from tests.contract_support import RawServer, call, request
 from tests.support import SCOPED_MCP
-from tests.zygote_support import Zygote, launcher_env, running_zygote, socket_inodes
+from tests.zygote_support import Zygote, handshake, launcher_env, running_zygote, socket_inodes
 
 pytestmark = [
     pytest.mark.stdio,
@@ -66,7 +66,7 @@ def start(zygote: Zygote, manifest: Path, home: Path, **extra: str) -> RawServer
 def session(server: RawServer, during: Callable[[], object] = lambda: None) -> dict[str, Any]:
     """Handshake, tools/list, an allowed and a refused call, stdin closed: what the host saw."""
     try:
-        server.handshake()
+        handshake(server)
         during()
         tools = server.ask(request(2, "tools/list"))["result"]["tools"]
         ok = server.ask(call(3, "filesystem_read_file", path="note.txt"))["result"]
@@ -126,7 +126,7 @@ def test_the_child_holds_none_of_the_zygotes_sockets(
     are closed before it reads anything from the launcher."""
     server = start(zygote, manifest, tmp_path / "home")
     try:
-        server.handshake()
+        handshake(server)
         [child] = zygote.wait_for_children(1)
         shared = socket_inodes(zygote.process.pid) & socket_inodes(child)
         # The zygote's end of this launcher's connection is the one socket both may hold.
@@ -146,7 +146,7 @@ def test_a_signal_to_the_launcher_stops_the_child_in_order(
     for mode, extra in (("via", {}), ("here", {"SCOPED_MCP_ZYGOTE": "off"})):
         server = start(zygote, manifest, tmp_path / mode, **extra)
         try:
-            server.handshake()
+            handshake(server)
             server.process.send_signal(signum)
             codes[mode] = server.process.wait(timeout=60)
         finally:
@@ -163,7 +163,7 @@ def test_sighup_ends_both_ways_alike(zygote: Zygote, manifest: Path, tmp_path: P
     for mode, extra in (("via", {}), ("here", {"SCOPED_MCP_ZYGOTE": "off"})):
         server = start(zygote, manifest, tmp_path / mode, **extra)
         try:
-            server.handshake()
+            handshake(server)
             server.process.send_signal(signal.SIGHUP)
             codes[mode] = server.process.wait(timeout=60)
         finally:
@@ -177,7 +177,7 @@ def test_killing_the_launcher_stops_the_child(
     """SIGKILL of the launcher closes its connection; the child then stops in order."""
     server = start(zygote, manifest, tmp_path / "home")
     try:
-        server.handshake()
+        handshake(server)
         [child] = zygote.wait_for_children(1)
         server.process.kill()
         server.process.wait(timeout=30)
@@ -256,7 +256,7 @@ def test_no_zygote_falls_back_with_one_line(manifest: Path, tmp_path: Path) -> N
     env = launcher_env(runtime, tmp_path / "home", AGENT_ID="z1", AGENT_TYPE="fsagent")
     server = RawServer.start(["--manifest", str(manifest)], env=env, cwd=tmp_path)
     try:
-        server.handshake()
+        handshake(server)
         assert server.close() == 0
     finally:
         server.kill()

@@ -16,7 +16,7 @@ import yaml
 
 from tests.contract_support import RawServer, call
 from tests.credentials.test_secret_memory import MaskedSecret, Scanner, Sink
-from tests.zygote_support import Zygote, running_zygote
+from tests.zygote_support import Zygote, handshake, running_zygote
 
 pytestmark = [
     pytest.mark.stdio,
@@ -75,7 +75,7 @@ def test_the_zygote_never_holds_a_childs_secret(
             env = zygote.env(home, AGENT_ID=f"mem-{number}", AGENT_TYPE="leaky", **extra)
             server = RawServer.start(["--manifest", str(manifest)], env=env, cwd=tmp_path)
             try:
-                server.handshake()
+                handshake(server)
                 for request_id in range(10, 15):
                     reply = server.ask(call(request_id, "leaky_ping"))
                     assert reply["result"]["structuredContent"]["result"] == 204

@@ -11,10 +11,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.contract_support import child_env
+from tests.contract_support import INITIALIZED, RawServer, child_env, initialize
 from tests.support import SCOPED_MCP
 
 READY_SECONDS = 120.0
+START_SECONDS = 120.0
+"""A generous bound for an in-process start on a loaded shared machine (not a timing check)."""
+
+
+def handshake(server: RawServer) -> None:
+    """initialize + initialized, waiting as long as a slow in-process start may take."""
+    server.ask(initialize(), timeout=START_SECONDS)
+    server.send(INITIALIZED)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import socket
 import struct
 import sys
 import threading
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from scoped_mcp import zygote
@@ -27,8 +28,12 @@ from scoped_mcp.errors import ConfigError
 
 EXIT_OK = 0
 
+# FastMCP imports griffe (docstring parsing) on the first tool it registers, and anyio its
+# asyncio backend on the first run: both are a large share of a start when not preloaded.
 _PRELOAD = (
     "anyio",
+    "anyio._backends._asyncio",
+    "griffe",
     "fastmcp",
     "mcp.server.stdio",
     "mcp.types",
@@ -45,13 +50,14 @@ _PRELOAD = (
 
 def run(environ: dict[str, str] | os._Environ[str]) -> int:
     """Preload, listen, and fork a child per launcher until SIGTERM or SIGINT."""
-    listener = _inherited_listener(environ) or _bind(zygote.runtime_dir(environ))
+    inherited = _inherited_listener(environ)
+    listener = inherited or _bind(zygote.runtime_dir(environ))
     loaded = preload()
     gc.collect()
     gc.freeze()
     print(
         f"scoped-mcp zygote {zygote.fingerprint()}: {len(loaded)} modules preloaded, "
-        f"listening on {listener.getsockname() or 'an inherited socket'}",
+        f"listening on {listener.getsockname()}{' (inherited)' if inherited else ''}",
         file=sys.stderr,
         flush=True,
     )
@@ -75,6 +81,9 @@ def preload() -> list[str]:
         except ImportError:
             continue
         loaded.append(name)
+    # Warms importlib.metadata's directory caches (keyed by mtime, so never stale) that each
+    # start's look-up of secret backends and module packages goes through.
+    entry_points(group="scoped_mcp.secret_backends")
     return loaded
 
 
