@@ -147,6 +147,9 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     if environ.get(ENV_SWITCH, "").lower() in ("off", "0", "false", "no"):
         ops_line("starting in-process", reason=f"{ENV_SWITCH}=off")
         return None
+    if not sys.platform.startswith("linux"):
+        ops_line("starting in-process", reason="the zygote needs Linux (SO_PEERCRED)")
+        return None
     try:
         conn = _connect(environ)
     except (ZygoteUnavailable, OSError, ValueError) as exc:
@@ -154,7 +157,14 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         ops_line("starting in-process", reason=reason)
         return None
     with conn:
-        return _hand_over(conn, argv, environ)
+        try:
+            _send_start(conn, argv, environ)
+        except OSError as exc:
+            # Nothing has run yet: a child that got no start ends when this connection closes.
+            ops_line("starting in-process", reason=f"zygote: {exc}")
+            return None
+        # From here on the child may be serving: never start a second server here.
+        return _wait(conn)
 
 
 def _connect(environ: Mapping[str, str]) -> socket.socket:
@@ -190,8 +200,8 @@ def _connect(environ: Mapping[str, str]) -> socket.socket:
     return conn
 
 
-def _hand_over(conn: socket.socket, argv: Sequence[str], environ: Mapping[str, str]) -> int:
-    """Pass stdio and the start's context to the child, relay signals, end as it ended."""
+def _send_start(conn: socket.socket, argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Pass stdio, argv, environment, cwd and umask to the child."""
     payload = {
         "argv": list(argv),
         "environ": dict(environ),
@@ -202,13 +212,20 @@ def _hand_over(conn: socket.socket, argv: Sequence[str], environ: Mapping[str, s
     conn.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
     send_line(conn, payload)
 
+
+def _wait(conn: socket.socket) -> int:
+    """Relay signals to the child until it ends; return its exit code (or die by its signal)."""
+
     def relay(signum: int, _frame: object) -> None:
         with contextlib.suppress(OSError):
             send_line(conn, {"signal": signum})
 
     for signum in RELAYED:
         signal.signal(signum, relay)
-    status = read_line(conn, bytearray())
+    try:
+        status = read_line(conn, bytearray())
+    except (OSError, ValueError):
+        status = None
     if status is None:
         # The zygote went away while the child ran: its exit code is lost with it.
         ops_line("zygote connection ended without the child's exit code")
