@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         "secret_id_uses: limited)",
     )
     _add_audit_commands(commands)
+    commands.add_parser(
+        "zygote",
+        help="run the fork server: import the framework once, start each agent by forking "
+        "(see docs/zygote.md)",
+    )
     return parser
 
 
@@ -123,9 +128,28 @@ def _add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``scoped-mcp`` command: parse, dispatch, print our errors."""
+    """Entry point of the ``scoped-mcp`` command: parse, dispatch, print our errors.
+
+    A stdio serve goes to a running zygote when one of this installation answers
+    (``scoped_mcp.zygote``); otherwise, and for every other command (``serve --http`` too: the
+    zygote hands over stdio only), it runs here.
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
     for key, value in _FASTMCP_ENV.items():
         os.environ[key] = value
+    args = _parser().parse_args(arguments)
+    stdio_serve = args.command in (None, "serve") and not getattr(args, "http", None)
+    if stdio_serve and (getattr(args, "serve_manifest", None) or args.manifest):
+        from scoped_mcp import zygote
+
+        code = zygote.launch(arguments, os.environ)
+        if code is not None:
+            return code
+    return serve_in_process(arguments)
+
+
+def serve_in_process(argv: Sequence[str]) -> int:
+    """Parse ``argv`` and run its command in this process (a zygote's child starts here)."""
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -181,6 +205,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             environ=os.environ,
             options=options,
         )
+    if args.command == "zygote":
+        from scoped_mcp.commands import zygote
+
+        return zygote.run(os.environ)
     if args.command == "audit" and args.audit_command == "verify":
         from scoped_mcp.commands import audit_verify
 
