@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -158,7 +159,7 @@ async def test_bundled_manifest_serves_over_http(tmp_path: Path, name: str) -> N
             tools = await client.list_tools()
         assert server.stop() == 0
     listed = run_cli("tools", "--manifest", str(copy), "--json", env=base_env(tmp_path / "t"))
-    assert len(tools) == listed.stdout.count('"name"')
+    assert len(tools) == len(json.loads(listed.stdout)["tools"])
     assert tools
 
 
