@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import anyio
@@ -58,11 +58,11 @@ class Runtime:
     audit: AuditLog
     redactor: Redactor
     broker: CredentialBroker
+    pipeline: Pipeline
     modules: list[tuple[str, ToolModule]] = field(default_factory=list)
     names: registry.ToolNames = field(default_factory=registry.ToolNames)
     telemetry: Telemetry | None = None
     planned: dict[str, registry.PlannedModule] = field(default_factory=dict)
-    pipeline: Pipeline | None = None
 
     @property
     def tool_names(self) -> list[str]:
@@ -247,7 +247,8 @@ async def start_modules(runtime: Runtime) -> None:
             for dynamic in module.dynamic_tools():
                 _add_dynamic(runtime, key, module, dynamic)
     except BaseException:
-        partial = Runtime(runtime.mcp, runtime.audit, runtime.redactor, runtime.broker, started)
+        # Only the modules that started are stopped; telemetry is left as a refused start leaves it.
+        partial = replace(runtime, modules=started, telemetry=None)
         await stop_modules(partial)
         raise
 
@@ -257,7 +258,6 @@ def _add_dynamic(runtime: Runtime, key: str, module: ToolModule, dynamic: Dynami
     name = registry.admit_dynamic(runtime.names, runtime.planned[key], dynamic)
     if name is None:
         return
-    assert runtime.pipeline is not None
     runtime.mcp.add_tool(runtime.pipeline.bind(module, dynamic, module_key=key, tool_name=name))
 
 
