@@ -88,7 +88,12 @@ def fleet(subject: Subject, setup: Setup, size: int, zygote: int | None) -> None
     env = {**setup.env, **(subject.run.env or {})}
     stderr = setup.root / "stderr.log"
     began = time.perf_counter()
-    sessions = [Session(subject.run.argv, env, setup.root, stderr) for _ in range(size)]
+    # each member is its own agent: one audit file has one writer, so a shared AGENT_ID would
+    # refuse all but the first (the audit lock), as it would for a real fleet
+    sessions = [
+        Session(subject.run.argv, {**env, "AGENT_ID": f"fleet-{i:02d}"}, setup.root, stderr)
+        for i in range(size)
+    ]
     try:
         initialize = {
             "protocolVersion": PROTOCOL_VERSION,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import array
 import atexit
+import gc
 import importlib
 import os
 import random
@@ -30,6 +31,7 @@ _MAXFD = 65536
 def become(conn: socket.socket) -> NoReturn:
     """Run the launcher's start in this forked process and exit with its code."""
     code = 1
+    gc.enable()  # the zygote preloads with the collector off; a child runs as a normal start
     try:
         _leave_zygote(conn.fileno())
         buffer = bytearray()

@@ -52,8 +52,9 @@ def run(environ: dict[str, str] | os._Environ[str]) -> int:
     """Preload, listen, and fork a child per launcher until SIGTERM or SIGINT."""
     inherited = _inherited_listener(environ)
     listener = inherited or _bind(zygote.runtime_dir(environ))
+    gc.disable()  # no collection while preloading: it would leave holes children then fill
     loaded = preload()
-    gc.collect()
+    warm()
     gc.freeze()
     print(
         f"scoped-mcp zygote {zygote.fingerprint()}: {len(loaded)} modules preloaded, "
@@ -85,6 +86,24 @@ def preload() -> list[str]:
     # start's look-up of secret backends and module packages goes through.
     entry_points(group="scoped_mcp.secret_backends")
     return loaded
+
+
+def warm() -> None:
+    """Run, once, the lazy first-use work of FastMCP that every start repeats (its first tool
+    registration and listing), so that what it caches is shared with every child instead of
+    built in each (measured: about 3 MB less PSS per child). No module, manifest or secret."""
+    import asyncio
+
+    from fastmcp import FastMCP
+
+    server: FastMCP[None] = FastMCP("scoped-mcp-zygote-warm-up")
+
+    @server.tool
+    def echo(text: str, times: int = 1) -> str:
+        """Echo ``text``."""
+        return text * times
+
+    asyncio.run(server.list_tools())
 
 
 def _inherited_listener(environ: dict[str, str] | os._Environ[str]) -> socket.socket | None:
