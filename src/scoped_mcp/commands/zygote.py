@@ -56,6 +56,7 @@ def run(environ: dict[str, str] | os._Environ[str]) -> int:
     loaded = preload()
     warm()
     gc.freeze()
+    gc.enable()  # collects only what is allocated from now on: the frozen heap is left alone
     print(
         f"scoped-mcp zygote {zygote.fingerprint()}: {len(loaded)} modules preloaded, "
         f"listening on {listener.getsockname()}{' (inherited)' if inherited else ''}",
