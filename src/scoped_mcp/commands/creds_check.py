@@ -109,6 +109,7 @@ def collect(
     from scoped_mcp.credentials.backends import Catalog, load_backends
     from scoped_mcp.credentials.plan import build_plans, schemes_used
     from scoped_mcp.identity import AgentContext
+    from scoped_mcp.limits.plan import limit_plans
     from scoped_mcp.manifest import load
 
     manifest = load(manifest_path)
@@ -116,6 +117,7 @@ def collect(
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
     plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    plans = {**plans, **limit_plans(manifest.rate_limits, ctx, catalog)}
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
