@@ -13,6 +13,7 @@ from scoped_mcp.credentials import refs
 from scoped_mcp.credentials.backends import Catalog
 from scoped_mcp.credentials.broker import CredentialBroker
 from scoped_mcp.credentials.plan import KeyPlan
+from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.limits.config import RateLimitsSpec, is_url
 
@@ -29,7 +30,14 @@ def limit_plans(
         return {}
     where = "rate_limits.shared"
     scheme, path, field = refs.split(text, agent_ctx, where=where)
-    ref = catalog.get(scheme).parse_ref(scheme, path, field, text=text, where=where)
+    backend = catalog.find(scheme)
+    if backend is None:
+        raise ManifestError(
+            f"{where}: no secret backend for {scheme!r} references",
+            fix=f"name the Redis URL's secret with one of {', '.join(catalog.schemes)}, or "
+            "write a redis:// URL without a password",
+        )
+    ref = backend.parse_ref(scheme, path, field, text=text, where=where)
     return {MODULE: {KEY: KeyPlan(MODULE, KEY, ref, required=True)}}
 
 
