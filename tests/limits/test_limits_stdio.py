@@ -141,6 +141,8 @@ async def test_two_processes_of_one_agent_type_share_a_redis_limit(
     )
     assert "rate_limits.shared" in check.stdout
     assert "RATE_LIMIT_REDIS_URL" in check.stdout
+    assert "Redis answered PING" in check.stdout
+    assert check.returncode == 0, check.stdout
     text = "\n".join([*seen, first_audit, second_audit, stderr, check.stdout, check.stderr])
     for secret in (guarded_redis.password or "", guarded_redis.url):
         assert leaks(secret, "everything the servers wrote", text) == []
@@ -166,10 +168,20 @@ async def test_redis_down_refuses_every_call_and_service_returns_with_it(
             for _ in range(3)
         ]
         assert not target.exists()
+        check = run_cli(
+            "creds",
+            "check",
+            "--manifest",
+            str(manifest),
+            env=base_env(tmp_path / "home", AGENT_ID="r1", **env),
+        )
         guarded_redis.start()
         await server.call("filesystem_write_file", {"path": "note.txt", "content": "c"})
         records = server.audit_records()
         stderr = server.stderr()
+    assert check.returncode == 1, check.stdout
+    assert "Redis did not answer PING (ConnectionError)" in check.stdout
+    assert leaks(guarded_redis.password or "", "creds check", check.stdout + check.stderr) == []
     for refusal in refusals:
         assert "rate limiter unavailable" in refusal
         assert "nothing was done" in refusal
@@ -214,3 +226,23 @@ def test_bad_rate_limits_stop_start_up_naming_the_field(
     assert expected in result.stderr
     assert "hunter2secret" not in result.stderr + result.stdout
     assert result.stdout == ""
+
+
+def test_creds_check_pings_a_literal_redis_url(write_manifest: Any, tmp_path: Path) -> None:
+    """A literal URL has no key: creds check reports it as the rate_limits.shared backend, ok
+    after a PING; with Redis gone, unreachable and a warning (exit 2)."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    with redis_server(workdir) as server:
+        manifest = filesystem_manifest(
+            write_manifest, tmp_path, {"shared": server.url, "overall": "10/s"}
+        )
+        env = base_env(tmp_path / "home", AGENT_ID="r1")
+        up = run_cli("creds", "check", "--manifest", str(manifest), env=env)
+    down = run_cli("creds", "check", "--manifest", str(manifest), "--json", env=env)
+    assert up.returncode == 0, up.stdout
+    assert "backend rate_limits.shared: ok  Redis answered PING" in up.stdout
+    report = json.loads(down.stdout)
+    assert down.returncode == 2, down.stdout
+    assert report["backends"]["rate_limits.shared"]["status"] == "unreachable"
+    assert any("shared rate limiter: unreachable" in w for w in report["warnings"])
