@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+import anyio.lowlevel
 import pytest
 
 from scoped_mcp.limits.buckets import Bucket, BucketSet
@@ -140,3 +142,26 @@ async def test_the_limiter_refuses_with_the_limit_and_the_wait() -> None:
     )
     assert caught.value.outcome == "denied"
     await limiter.admit("filesystem", "filesystem_read_file")
+
+
+@pytest.mark.anyio
+async def test_concurrent_calls_cannot_share_the_last_token() -> None:
+    """Thirty calls at once on one event loop against a bucket of 5 (per hour): exactly 5 run."""
+    spec = RateLimitsSpec.model_validate({"overall": "5/hour"})
+    limiter = RateLimiter(BucketSet(spec), LocalBuckets())
+    admitted: list[bool] = []
+
+    async def call() -> None:
+        await anyio.lowlevel.checkpoint()
+        try:
+            await limiter.admit("sqlite", "sqlite_query")
+        except RateLimited:
+            admitted.append(False)
+        else:
+            admitted.append(True)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(30):
+            group.start_soon(call)
+    assert admitted.count(True) == 5
+    assert admitted.count(False) == 25

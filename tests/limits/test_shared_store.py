@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from scoped_mcp.limits.buckets import Bucket
@@ -102,3 +103,25 @@ async def test_a_wrong_password_refuses_without_saying_it(tmp_path: Path) -> Non
     assert "pass" not in caught.value.message
     assert caught.value.__cause__ is None
     assert "9184" not in repr(store)
+
+
+async def test_concurrent_takes_from_two_clients_never_exceed_the_bucket(
+    server: RedisServer,
+) -> None:
+    """Forty concurrent takes through two clients from a bucket of 10 (per hour): exactly 10."""
+    stores = [store_for(server.url), store_for(server.url)]
+    bucket = hourly("overall", 10)
+    results: list[bool] = []
+
+    async def take(store: RedisBuckets) -> None:
+        results.append(await store.take([bucket]) is None)
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index in range(40):
+                group.start_soon(take, stores[index % 2])
+    finally:
+        for store in stores:
+            await store.aclose()
+    assert results.count(True) == 10
+    assert results.count(False) == 30
