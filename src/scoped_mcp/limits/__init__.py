@@ -9,6 +9,7 @@
     script.py    that Lua script
     plan.py      the shared store's URL as a broker credential
     limiter.py   ``RateLimiter``: a call's buckets, the refusal, the pipeline's view
+    check.py     ``creds check``: the shared store is ok only after a PING through its URL
     errors.py    ``RateLimited`` and ``LimiterUnavailable``
 
 Nothing here imports the Redis client unless the manifest sets ``rate_limits.shared``.
