@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from scoped_mcp.credentials.broker import CredentialBroker
+from typing import TYPE_CHECKING
+
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.limits.buckets import BucketSet
 from scoped_mcp.limits.config import RateLimitsSpec, is_url
 from scoped_mcp.limits.errors import RateLimited
 from scoped_mcp.limits.local import LocalBuckets
 from scoped_mcp.limits.store import BucketStore
+
+if TYPE_CHECKING:
+    from scoped_mcp.credentials.broker import CredentialBroker
 
 
 class RateLimiter:
