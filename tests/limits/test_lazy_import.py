@@ -49,3 +49,28 @@ def test_redis_is_imported_only_when_a_shared_limit_is_used(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip().splitlines()[-1] == loaded
+
+
+def test_shared_limits_without_the_redis_client_stop_start_up(
+    write_manifest: Any, tmp_path: Path
+) -> None:
+    """rate_limits.shared with no redis package installed: start-up stops naming the extra."""
+    path = write_manifest(
+        {
+            "agent_type": "research",
+            "modules": {"filesystem": {"mode": "read", "config": {"base_path": str(tmp_path)}}},
+            "rate_limits": {"overall": "5/minute", "shared": "redis://127.0.0.1:1/0"},
+        }
+    )
+    code = "import sys\nsys.modules['redis'] = None\n" + CODE.format(
+        path=str(path), audit=str(tmp_path / "a.jsonl")
+    ).replace("server.build(", "try:\n    server.build(").replace(
+        "\nprint(", "\nexcept Exception as exc:\n    print(exc.diagnostics())\nprint("
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "rate_limits.shared: the Redis client (the redis package) is not installed" in (
+        done.stdout
+    )
+    assert "pip install 'scoped-mcp[redis]'" in done.stdout

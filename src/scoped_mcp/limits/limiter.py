@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import TYPE_CHECKING
 
+from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.limits.buckets import BucketSet
 from scoped_mcp.limits.config import RateLimitsSpec, is_url
@@ -58,6 +60,8 @@ def build_limiter(
     from scoped_mcp.limits.plan import broker_url
     from scoped_mcp.limits.shared import RedisBuckets
 
+    require_redis()
+
     literal = spec.shared.strip()
 
     async def literal_url() -> str:
@@ -66,3 +70,17 @@ def build_limiter(
     url = literal_url if is_url(literal) else broker_url(broker)
     store = RedisBuckets(url, agent_type=agent_ctx.agent_type, timeout=spec.timeout)
     return RateLimiter(buckets, store)
+
+
+def require_redis() -> None:
+    """Stop start-up when ``rate_limits.shared`` is set but the Redis client is not installed."""
+    try:
+        found = importlib.util.find_spec("redis") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise ManifestError(
+            "rate_limits.shared: the Redis client (the redis package) is not installed",
+            fix="pip install 'scoped-mcp[redis]', or remove rate_limits.shared to keep the "
+            "limits in-process",
+        )

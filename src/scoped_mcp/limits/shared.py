@@ -53,14 +53,12 @@ class RedisBuckets(BucketStore):
         for bucket in buckets:
             args += [str(bucket.capacity), repr(bucket.rate.per_second)]
         keys = [self._prefix + bucket.name for bucket in buckets]
+        script, client = await self._connected()
         try:
             # Connecting, loading the script and running it: each bounded by the socket
             # timeouts, all of it by this.
             with anyio.fail_after(self._timeout * 3):
-                script, client = await self._connected()
                 answer = await script(keys=keys, args=args, client=client)
-        except LimiterUnavailable:
-            raise
         except Exception as exc:  # noqa: BLE001 - the redis boundary: any failure refuses the call
             _log.warning("rate limiter unavailable", extra={"exc_type": type(exc).__name__})
             await self.aclose()
@@ -68,6 +66,7 @@ class RedisBuckets(BucketStore):
         return _refusal(answer, buckets)
 
     async def _connected(self) -> tuple[Any, Any]:
+        """The client and its script, made on first use (no I/O: redis connects lazily)."""
         async with self._connecting:
             if self._client is None:
                 self._client = await self._connect()
