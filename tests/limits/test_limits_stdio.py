@@ -211,6 +211,7 @@ async def test_redis_down_refuses_every_call_and_service_returns_with_it(
         ({"modules": {"sqlite": "5/m"}}, "modules.sqlite: no module 'sqlite' under modules:"),
         ({"overall": {"rate": "5/m", "brust": 2}}, "unknown field; allowed here: burst, rate"),
         ({"shared": "rediss://:hunter2secret@127.0.0.1:1/0"}, "put the whole URL in a secret"),
+        ({"shared": "unix:///run/r.sock?password=hunter2secret"}, "put the whole URL in a secret"),
         ({"shared": "unknown-scheme:X"}, "rate_limits.shared"),
     ],
 )

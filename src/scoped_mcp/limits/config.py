@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -127,7 +127,8 @@ class RateLimitsSpec(_Strict):
             return None
         if is_url(value):
             try:
-                password = urlsplit(value.strip()).password
+                parts = urlsplit(value.strip())
+                password = parts.password or "password" in parse_qs(parts.query)
             except ValueError:
                 raise ValueError("not a valid URL") from None
             if password:
