@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +127,30 @@ async def test_concurrent_takes_from_two_clients_never_exceed_the_bucket(
             await store.aclose()
     assert results.count(True) == 10
     assert results.count(False) == 30
+
+
+async def test_a_redis_that_does_not_answer_is_refused_within_the_timeout(
+    server: RedisServer,
+) -> None:
+    """A stopped (SIGSTOP) Redis accepts connections but never answers: the take is refused
+    within a few timeouts, not held; after SIGCONT takes succeed again."""
+
+    async def read() -> str:
+        return server.url
+
+    store = RedisBuckets(read, agent_type="research", timeout=0.5)
+    bucket = hourly("overall", 100)
+    assert server.process is not None
+    try:
+        assert await store.take([bucket]) is None
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(LimiterUnavailable):
+                await store.take([bucket])
+            assert time.monotonic() - started < 10
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        assert await store.take([bucket]) is None
+    finally:
+        await store.aclose()
