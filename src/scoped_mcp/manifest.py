@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from scoped_mcp.errors import ManifestError
+from scoped_mcp.limits.config import RateLimitsField, RateLimitsSpec
 
 Mode = Literal["read", "write"]
 MODULE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -203,6 +204,7 @@ class Manifest(StrictModel):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     telemetry: TelemetrySpec | None = None
     serve: ServeSpec = Field(default_factory=ServeSpec)
+    rate_limits: RateLimitsField = Field(default_factory=RateLimitsSpec)
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("modules")

@@ -6,7 +6,7 @@ it does after, in reverse. So a call is audited (outermost, whatever happens), i
 its result scrubbed, its scoped arguments resolved, its start written ahead, and only then does the
 body run::
 
-    write_audit -> map_errors -> scrub_result -> resolve_scopes -> [limits, approval]
+    write_audit -> map_errors -> scrub_result -> resolve_scopes -> limit_rate -> [approval]
         -> write_ahead -> run_body
 
 Fail closed on the audit log: ``write_ahead`` writes a ``call_start`` record before the body
@@ -47,6 +47,7 @@ from scoped_mcp.audit import records
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
 from scoped_mcp.errors import AuditUnavailable, CredentialError, ToolCallError
 from scoped_mcp.identity import AgentContext
+from scoped_mcp.limits.limiter import RateLimiter
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule, ToolSpec
 from scoped_mcp.redaction import Redactor
 from scoped_mcp.scoping import Scoped, ScopeStrategy
@@ -210,6 +211,12 @@ async def resolve_scopes(pipeline: Pipeline, call: Call, proceed: Proceed) -> An
     return await proceed()
 
 
+async def limit_rate(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Refuse a call over a rate limit (``limits/``): no record written ahead, nothing read."""
+    await pipeline.limiter.admit(call.binding.module_key, call.binding.tool_name)
+    return await proceed()
+
+
 async def write_ahead(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Write the call's ``call_start`` record; a call that cannot be recorded does not run."""
     binding = call.binding
@@ -232,6 +239,7 @@ STEPS: tuple[Step, ...] = (
     map_errors,
     scrub_result,
     resolve_scopes,
+    limit_rate,
     write_ahead,
     run_body,
 )
@@ -243,12 +251,18 @@ class Pipeline:
     """Builds the registered tools of one server, each running every call through ``steps``."""
 
     def __init__(
-        self, audit: AuditLog, redactor: Redactor, *, steps: Sequence[Step] = STEPS
+        self,
+        audit: AuditLog,
+        redactor: Redactor,
+        *,
+        steps: Sequence[Step] = STEPS,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if not steps or steps[-1] is not run_body:
             raise ValueError("a pipeline's last step must be run_body")
         self.audit = audit
         self.redactor = redactor
+        self.limiter = limiter if limiter is not None else RateLimiter.unlimited()
         self.steps = tuple(steps)
 
     async def run(self, binding: Binding, arguments: dict[str, Any]) -> Any:

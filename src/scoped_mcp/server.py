@@ -33,6 +33,8 @@ from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
 from scoped_mcp.hardening import scrubbed_output, stdout_to_stderr
 from scoped_mcp.identity import AgentContext
+from scoped_mcp.limits.limiter import build_limiter
+from scoped_mcp.limits.plan import limit_plans
 from scoped_mcp.manifest import Manifest
 from scoped_mcp.modules._base import DynamicTool, ToolModule
 from scoped_mcp.pipeline import Pipeline
@@ -92,6 +94,7 @@ def build(
         from scoped_mcp.http.token import token_plans
 
         plans = {**plans, **token_plans(manifest, agent_ctx, catalog)}
+    plans = {**plans, **limit_plans(manifest.rate_limits, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),
         manifest.credentials.settings,
@@ -155,7 +158,8 @@ def _assemble(
         return ModuleCredentials(broker, key, optional)
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
-    pipeline = Pipeline(audit, redactor)
+    limiter = build_limiter(manifest.rate_limits, agent_ctx, broker=broker)
+    pipeline = Pipeline(audit, redactor, limiter=limiter)
     names = registry.ToolNames()
     mcp = FastMCP(
         name="scoped-mcp",
@@ -271,6 +275,7 @@ async def stop_modules(runtime: Runtime) -> None:
                 _log.warning(
                     "module shutdown failed", extra={"module": key, "exc_type": type(exc).__name__}
                 )
+    await runtime.pipeline.limiter.aclose()
     await runtime.broker.close()
     if runtime.telemetry is not None:
         runtime.telemetry.shutdown()

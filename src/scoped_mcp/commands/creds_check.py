@@ -109,6 +109,8 @@ def collect(
     from scoped_mcp.credentials.backends import Catalog, load_backends
     from scoped_mcp.credentials.plan import build_plans, schemes_used
     from scoped_mcp.identity import AgentContext
+    from scoped_mcp.limits.check import check_shared
+    from scoped_mcp.limits.plan import limit_plans
     from scoped_mcp.manifest import load
 
     manifest = load(manifest_path)
@@ -116,6 +118,7 @@ def collect(
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
     plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    plans = {**plans, **limit_plans(manifest.rate_limits, ctx, catalog)}
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
@@ -123,6 +126,8 @@ def collect(
     try:
         described = _describe(backends)
         reports = check_plans(plans, backends)
+        reports, shared = check_shared(manifest.rate_limits, reports, backends)
+        described.update(shared)
         deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
         reports = proven(reports, deep)
     finally:
