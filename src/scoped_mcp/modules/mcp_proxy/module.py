@@ -51,7 +51,7 @@ from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
 from scoped_mcp.modules.mcp_proxy.sandbox import SandboxConfig, parse_sandbox
 from scoped_mcp.modules.mcp_proxy.sandbox.launch import merged_env
-from scoped_mcp.modules.mcp_proxy.sandbox.runner import Runner
+from scoped_mcp.modules.mcp_proxy.sandbox.runner import OFF_WARNING, Runner
 from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
 from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
 
@@ -219,6 +219,11 @@ class McpProxyModule(ToolModule):
     def configured_tools(cls, config: Any) -> Sequence[tuple[str, ToolMode]]:
         assert isinstance(config, McpProxyConfig)
         return tuple(config.tools.items())
+
+    @classmethod
+    def configuration_warnings(cls, config: Any) -> Sequence[str]:
+        assert isinstance(config, McpProxyConfig)
+        return [OFF_WARNING] if config.command is not None and config.sandbox == "off" else []
 
     def __init__(self, agent_ctx: AgentContext, credentials: CredentialView, config: Any) -> None:
         super().__init__(agent_ctx, credentials, config)
