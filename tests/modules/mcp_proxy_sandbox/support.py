@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import yaml
 
@@ -67,6 +69,28 @@ def escape_manifest(
     path = tmp_path / "manifest.yml"
     path.write_text(yaml.safe_dump(manifest))
     return path
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    """Poll ``condition`` until it holds (a process's exit has no event to wait on here)."""
+    with anyio.fail_after(seconds):
+        while not condition():  # noqa: ASYNC110 - polling /proc, nothing to await
+            await anyio.sleep(0.05)
+
+
+def escape_processes() -> list[int]:
+    """Pids of every running escape server (its script path is on its command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(SERVER).encode() in cmdline and b"bwrap" not in cmdline.split(b"\0")[0]:
+            found.append(int(entry.name))
+    return found
 
 
 async def answer(server: ServerHandle, tool: str, **arguments: Any) -> Any:

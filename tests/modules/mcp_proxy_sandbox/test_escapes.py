@@ -17,7 +17,9 @@ from tests.modules.mcp_proxy_sandbox.support import (
     answer,
     digest,
     escape_manifest,
+    escape_processes,
     require_bwrap,
+    wait_until,
 )
 from tests.services.fake_http import Reply, serve_http
 
@@ -118,12 +120,16 @@ async def test_network_reaches_only_the_allowlist(
 
 
 async def test_network_none_has_no_route(tmp_path: Path, serve: Callable[..., Any]) -> None:
-    """With the default network: none the child has no proxy and cannot connect anywhere."""
+    """With the default network: none the child has no proxy and cannot connect anywhere; it
+    stops with the server."""
     with serve_http(lambda request: Reply(body="unreachable")) as service:
         async with serve(escape_manifest(tmp_path)) as server:
             direct = await answer(server, "connect", host="127.0.0.1", port=service.port)
             fetched = await answer(server, "fetch", url=f"{service.url}/")
             status = await answer(server, "status")
+            running = escape_processes()
+        await wait_until(lambda: not escape_processes())  # stopped with the server, reaped
+    assert len(running) == 1
     assert direct["ok"] is False
     assert fetched["ok"] is False
     assert "HTTP_PROXY" not in status["env"]
