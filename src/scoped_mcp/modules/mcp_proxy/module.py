@@ -182,10 +182,17 @@ class McpProxyConfig(BaseModel):
         if self.url is not None and ({"sandbox", "files"} & self.model_fields_set):
             raise ValueError("'sandbox' and 'files' apply to a 'command' upstream only")
         used = [*self.args, *self.env.values()]
-        for name in sorted({n for text in used for n in FILE.findall(text)} - set(self.files)):
+        missing = sorted({n for text in used for n in FILE.findall(text)} - set(self.files))
+        if missing:
+            name = missing[0]
             raise ValueError(f"${{file:{name}}} is used but 'files' has no entry {name!r}")
         self._manifest_dir = (info.context or {}).get("base_dir")
         return self
+
+    @property
+    def manifest_dir(self) -> Any:
+        """The directory the manifest was loaded from (None when validated without one)."""
+        return self._manifest_dir
 
     def credential_keys(self) -> list[str]:
         """Every key a ``${cred:KEY}`` names, in order of first use."""
@@ -237,7 +244,7 @@ class McpProxyModule(ToolModule):
         self.runner = Runner(
             sandbox if isinstance(sandbox, SandboxConfig) else None,
             label=self._label,
-            manifest_dir=self.cfg._manifest_dir,
+            manifest_dir=self.cfg.manifest_dir,
         )
 
     async def startup(self) -> None:
