@@ -45,6 +45,9 @@ def stdio_config(**extra: Any) -> dict[str, Any]:
         "env": {"UPSTREAM_TOKEN": "${cred:UP_TOKEN}", "LC_ALL": "C.UTF-8", "MARKER": "plain"},
         "tools": {**TOOLS, "write_thing": "write"},
         "start_timeout": 20,
+        # These tests pin the proxy's own behaviour (pids, restarts, the exact environment);
+        # the sandboxed child is covered in tests/modules/mcp_proxy_sandbox/.
+        "sandbox": "off",
         **extra,
     }
 

@@ -48,6 +48,7 @@ def proxy_manifest(bao: Bao) -> dict[str, Any]:
                 "env": {"UPSTREAM_TOKEN": "${cred:UP_TOKEN}", "LC_ALL": "C.UTF-8"},
                 "tools": TOOLS,
                 "start_timeout": 20,
+                "sandbox": "off",  # compares pids seen inside the child with ours
             },
         }
     }

@@ -43,6 +43,8 @@ class CheckResult:
     reports: list[KeyReport]
     backends: dict[str, Finding]
     deep: list[DeepReport]
+    module_warnings: tuple[str, ...] = ()
+    """Safety a module's configuration gives up (``ToolModule.configuration_warnings``)."""
 
     @property
     def exit_code(self) -> int:
@@ -73,7 +75,7 @@ class CheckResult:
             if not deep.required and deep.finding.status != "ok":
                 found.append(f"{deep.source} (optional, --deep): {deep.finding.status}")
             found += [f"{deep.source}: {w}" for w in deep.finding.facts.get("warnings", [])]
-        return found
+        return found + list(self.module_warnings)
 
 
 def _agent_id(manifest_text: str, agent_id: str | None, environ: Mapping[str, str]) -> str:
@@ -117,8 +119,14 @@ def collect(
     text = manifest.source_path.read_text() if manifest.source_path else ""
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
-    plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    planned = registry.plan(manifest)
+    plans = build_plans(manifest, planned, ctx, catalog=catalog)
     plans = {**plans, **limit_plans(manifest.rate_limits, ctx, catalog)}
+    module_warnings = tuple(
+        f"module {item.key}: {warning}"
+        for item in planned
+        for warning in item.cls.configuration_warnings(item.config)
+    )
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
@@ -134,7 +142,13 @@ def collect(
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
     return CheckResult(
-        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep
+        str(manifest.source_path),
+        ctx.agent_id,
+        ctx.agent_type,
+        reports,
+        described,
+        deep,
+        module_warnings,
     )
 
 

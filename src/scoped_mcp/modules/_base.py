@@ -124,6 +124,11 @@ class ToolModule:
         return cls.required_credentials, cls.optional_credentials
 
     @classmethod
+    def configuration_warnings(cls, config: Any) -> Sequence[str]:
+        """Safety this ``config`` gives up (``creds check`` shows each); none by default."""
+        return ()
+
+    @classmethod
     def tool_specs(cls) -> list[ToolSpec]:
         """Every ``@tool`` method of the class, in definition order."""
         specs = []

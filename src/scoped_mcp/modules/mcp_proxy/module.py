@@ -7,6 +7,10 @@ nothing else; not even PATH unless ``env`` gives it) or into request headers. Wh
 behind them changes (a lease rotated, a TTL re-read found a new value) the child is restarted, or
 the HTTP session rebuilt with the new header, between calls (see ``upstream``).
 
+A stdio child runs in a bubblewrap sandbox unless ``sandbox: off`` says otherwise, and may get
+credentials as files (``files:``, referenced as ``${file:NAME}`` in ``env`` or ``args``); see
+``sandbox``.
+
 Only the tools named under ``tools:`` exist for the agent, as ``{module}_{tool}``, each marked
 read or write and registered by the module's mode; one missing upstream stops start-up. Upstream
 results and error texts go through the same redaction as every tool's.
@@ -22,7 +26,7 @@ import secrets
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx2
@@ -30,27 +34,47 @@ import mcp_types
 import pydantic_core
 from fastmcp.client.transports.base import ClientTransport
 from fastmcp.client.transports.http import StreamableHttpTransport
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
+from scoped_mcp.modules.mcp_proxy.sandbox import SandboxConfig, parse_sandbox
+from scoped_mcp.modules.mcp_proxy.sandbox.launch import merged_env
+from scoped_mcp.modules.mcp_proxy.sandbox.runner import OFF_WARNING, Runner
 from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
 from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
 
 CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
+FILE = re.compile(r"\$\{file:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\}")
+REF_SPELLING = {CRED.pattern: "${cred:KEY}", FILE.pattern: "${file:NAME}"}
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 LOOPBACK_NAMES = {"localhost"}
 
 
-def _templated(where: str, values: dict[str, str]) -> dict[str, str]:
-    """Refuse any ``${`` that is not a well-formed ``${cred:KEY}`` (a typo must not pass)."""
+def _templated(
+    where: str, values: dict[str, str], refs: tuple[re.Pattern[str], ...] = (CRED,)
+) -> dict[str, str]:
+    """Refuse any ``${`` that is not a well-formed reference allowed here (a typo must not pass)."""
+    allowed = " or ".join(REF_SPELLING[p.pattern] for p in refs)
     for name, value in values.items():
-        if "${" in CRED.sub("", value):
-            raise ValueError(f"{where}.{name}: '${{' may only start a ${{cred:KEY}} reference")
+        rest = value
+        for pattern in refs:
+            rest = pattern.sub("", rest)
+        if "${" in rest:
+            raise ValueError(f"{where}.{name}: '${{' may only start a {allowed} reference")
     return values
 
 
@@ -85,6 +109,16 @@ class McpProxyConfig(BaseModel):
     stderr: Literal["log", "discard"] = Field(
         default="log", description="The child's stderr: into the ops log (scrubbed) or dropped."
     )
+    sandbox: Annotated[SandboxConfig | Literal["off"], BeforeValidator(parse_sandbox)] = Field(
+        default_factory=SandboxConfig,
+        description="The stdio child's bubblewrap sandbox; 'off' runs it unconfined (warned).",
+    )
+    files: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Credential files: NAME -> content with ${cred:KEY}; used as ${file:NAME}.",
+    )
+    _manifest_dir: Any = PrivateAttr(default=None)
 
     @field_validator("env")
     @classmethod
@@ -92,7 +126,22 @@ class McpProxyConfig(BaseModel):
         for name in value:
             if not ENV_NAME.fullmatch(name):
                 raise ValueError(f"env: {name!r} is not a valid variable name")
-        return _templated("env", value)
+        return _templated("env", value, (CRED, FILE))
+
+    @field_validator("args")
+    @classmethod
+    def _args(cls, value: list[str]) -> list[str]:
+        # Never a credential in argv: any local user can read /proc/<pid>/cmdline.
+        _templated("args", {str(i): arg for i, arg in enumerate(value)}, (FILE,))
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not FILE.fullmatch("${file:" + name + "}"):
+                raise ValueError(f"files: {name!r} must be 1-64 of A-Z a-z 0-9 _ . - (a file name)")
+        return _templated("files", value)
 
     @field_validator("headers")
     @classmethod
@@ -123,19 +172,32 @@ class McpProxyConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _one_upstream(self) -> McpProxyConfig:
+    def _one_upstream(self, info: ValidationInfo) -> McpProxyConfig:
         if (self.command is None) == (self.url is None):
             raise ValueError("give exactly one of 'command' (stdio child) or 'url' (HTTP)")
         if self.url is not None and (self.env or self.args or self.cwd):
             raise ValueError("'env', 'args' and 'cwd' apply to a 'command' upstream only")
         if self.command is not None and self.headers:
             raise ValueError("'headers' apply to a 'url' upstream only")
+        if self.url is not None and ({"sandbox", "files"} & self.model_fields_set):
+            raise ValueError("'sandbox' and 'files' apply to a 'command' upstream only")
+        used = [*self.args, *self.env.values()]
+        missing = sorted({n for text in used for n in FILE.findall(text)} - set(self.files))
+        if missing:
+            name = missing[0]
+            raise ValueError(f"${{file:{name}}} is used but 'files' has no entry {name!r}")
+        self._manifest_dir = (info.context or {}).get("base_dir")
         return self
+
+    @property
+    def manifest_dir(self) -> Any:
+        """The directory the manifest was loaded from (None when validated without one)."""
+        return self._manifest_dir
 
     def credential_keys(self) -> list[str]:
         """Every key a ``${cred:KEY}`` names, in order of first use."""
         found: dict[str, None] = {}
-        for value in [*self.env.values(), *self.headers.values()]:
+        for value in [*self.env.values(), *self.headers.values(), *self.files.values()]:
             found.update(dict.fromkeys(CRED.findall(value)))
         return list(found)
 
@@ -165,6 +227,11 @@ class McpProxyModule(ToolModule):
         assert isinstance(config, McpProxyConfig)
         return tuple(config.tools.items())
 
+    @classmethod
+    def configuration_warnings(cls, config: Any) -> Sequence[str]:
+        assert isinstance(config, McpProxyConfig)
+        return [OFF_WARNING] if config.command is not None and config.sandbox == "off" else []
+
     def __init__(self, agent_ctx: AgentContext, credentials: CredentialView, config: Any) -> None:
         super().__init__(agent_ctx, credentials, config)
         self.cfg: McpProxyConfig = config
@@ -173,9 +240,17 @@ class McpProxyModule(ToolModule):
         self._label = "mcp_proxy"
         self._tools: list[DynamicTool] = []
         self.upstream: Upstream | None = None
+        sandbox = self.cfg.sandbox
+        self.runner = Runner(
+            sandbox if isinstance(sandbox, SandboxConfig) else None,
+            label=self._label,
+            manifest_dir=self.cfg.manifest_dir,
+        )
 
     async def startup(self) -> None:
         """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps."""
+        if self.cfg.command is not None:
+            await self.runner.start()
         upstream = Upstream(
             connect=self._connect,
             fingerprint=self._fingerprint,
@@ -188,6 +263,7 @@ class McpProxyModule(ToolModule):
             self._tools = self._allowlisted(listed)
         except BaseException as exc:
             await upstream.close()
+            await self.runner.close()
             if isinstance(exc, UpstreamFailed | BackendError):
                 raise ModuleLoadError(f"mcp_proxy: {exc}") from None
             raise
@@ -197,6 +273,7 @@ class McpProxyModule(ToolModule):
         """Stop the child (stdin closed, then SIGTERM, then SIGKILL) or end the HTTP session."""
         if self.upstream is not None:
             await self.upstream.close()
+        await self.runner.close()
 
     def dynamic_tools(self) -> Sequence[DynamicTool]:
         return self._tools
@@ -265,18 +342,36 @@ class McpProxyModule(ToolModule):
                 self.cfg.url, headers=headers, httpx_client_factory=_http_client
             )
         assert self.cfg.command is not None
-        return ExactEnvStdio(
-            _executable(self.cfg.command),
-            self.cfg.args,
-            env={name: fill(value) for name, value in self.cfg.env.items()},
-            cwd=str(self.cfg.cwd) if self.cfg.cwd else None,
-            stderr=self.cfg.stderr,
-            stop_seconds=self.cfg.stop_timeout,
-            label=self._label,
-            # An upstream FastMCP server sends a result twice (text and structured content, the
-            # text JSON-escaped again) in one line: that must get through for the size check.
-            max_line_bytes=4 * self.cfg.max_result_bytes + 1024 * 1024,
-        )
+        files = self.runner.files({name: fill(text) for name, text in self.cfg.files.items()})
+        try:
+
+            def place(template: str) -> str:
+                return FILE.sub(
+                    lambda m: files.path(m.group(1), sandboxed=self.runner.sandboxed), template
+                )
+
+            cwd = str(self.cfg.cwd) if self.cfg.cwd else None
+            command = [_executable(self.cfg.command), *map(place, self.cfg.args)]
+            launch = self.runner.launch(command, files=files, cwd=cwd)
+            env = {name: place(fill(value)) for name, value in self.cfg.env.items()}
+            return ExactEnvStdio(
+                launch.argv[0],
+                launch.argv[1:],
+                env=merged_env(env, launch.env),
+                cwd=None if self.runner.sandboxed else cwd,
+                stderr=self.cfg.stderr,
+                stop_seconds=self.cfg.stop_timeout,
+                label=self._label,
+                # An upstream FastMCP server sends a result twice (text and structured content,
+                # the text JSON-escaped again) in one line: that must get through for the size
+                # check.
+                max_line_bytes=4 * self.cfg.max_result_bytes + 1024 * 1024,
+                pass_fds=launch.pass_fds,
+                after_spawn=files.close,
+            )
+        except BaseException:
+            files.close()
+            raise
 
 
 def _executable(command: str) -> str:

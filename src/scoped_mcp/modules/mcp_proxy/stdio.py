@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal
 
@@ -45,8 +45,12 @@ class ExactEnvStdio(ClientTransport):
         stop_seconds: float,
         label: str,
         max_line_bytes: int = MAX_LINE_BYTES,
+        pass_fds: Sequence[int] = (),
+        after_spawn: Callable[[], None] | None = None,
     ) -> None:
         self._argv = [command, *args]
+        self._pass_fds = tuple(pass_fds)
+        self._after_spawn = after_spawn
         self._max_line_bytes = max_line_bytes
         self._env = dict(env)
         self._cwd = cwd
@@ -78,14 +82,20 @@ class ExactEnvStdio(ClientTransport):
     ) -> AsyncIterator[ClientSession]:
         options = transport_options or TransportOptions()
         env, self._env = self._env, {}  # the child has it now; we keep no copy
-        process = await anyio.open_process(
-            self._argv,
-            env=env,
-            cwd=self._cwd,
-            stderr=subprocess.PIPE if self._stderr == "log" else subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        env.clear()
+        try:
+            process = await anyio.open_process(
+                self._argv,
+                env=env,
+                cwd=self._cwd,
+                stderr=subprocess.PIPE if self._stderr == "log" else subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=self._pass_fds,
+            )
+        finally:
+            env.clear()
+            # Descriptors handed to the child (credential memfds) are the child's alone now.
+            if self._after_spawn is not None:
+                self._after_spawn()
         self.process = process
         to_session, from_child = anyio.create_memory_object_stream[SessionMessage | Exception](0)
         to_child, from_session = anyio.create_memory_object_stream[SessionMessage](0)
