@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
+from scoped_mcp.commands.creds_exposed import Exposure, read_exposures
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -43,6 +44,7 @@ class CheckResult:
     reports: list[KeyReport]
     backends: dict[str, Finding]
     deep: list[DeepReport]
+    exposures: list[Exposure] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -73,6 +75,7 @@ class CheckResult:
             if not deep.required and deep.finding.status != "ok":
                 found.append(f"{deep.source} (optional, --deep): {deep.finding.status}")
             found += [f"{deep.source}: {w}" for w in deep.finding.facts.get("warnings", [])]
+        found += [e.warning() for e in self.exposures if e.needs_rotation]
         return found
 
 
@@ -95,6 +98,8 @@ class Options:
     deep: bool = False
     pg_dsn: str | None = None
     approle_login: LoginSpend = "plain-only"
+    audit: str | None = None
+    """An audit file whose ``credential_exposed`` records name keys to rotate."""
 
 
 def collect(
@@ -128,8 +133,9 @@ def collect(
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
+    exposures = read_exposures(options.audit) if options.audit else []
     return CheckResult(
-        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep
+        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep, exposures
     )
 
 
@@ -190,6 +196,20 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             }
             for d in result.deep
         ],
+        "exposed": [
+            {
+                "keys": list(e.keys),
+                "backend": e.backend,
+                "source": e.source,
+                "dynamic": e.dynamic,
+                "remedy": e.remedy,
+                "rotate": e.needs_rotation,
+                "count": e.count,
+                "last": e.last,
+                "tools": list(e.tools),
+            }
+            for e in result.exposures
+        ],
     }
 
 
@@ -219,6 +239,10 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
         print(line.rstrip(), file=out)
         if deep.finding.fix and deep.finding.status != "ok":
             print(f"  fix: {deep.finding.fix}", file=out)
+    for exposure in result.exposures:
+        if not exposure.needs_rotation:
+            keys = ", ".join(exposure.keys)
+            print(f"exposed {keys} ({exposure.source}): lease revoked at once", file=out)
     for warning in result.warnings():
         print(f"warning: {warning}", file=out)
     print(summary_line(result), file=out)

@@ -28,6 +28,7 @@ import anyio.from_thread
 import anyio.to_thread
 
 from scoped_mcp.credentials.backends.interface import EventSink, Fetched, SecretBackend
+from scoped_mcp.credentials.exposure import Owned, Ownership, Withdrawn
 from scoped_mcp.credentials.lease import LeaseInfo, Opening, Plaintext, SealedSecret, Sealer
 from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.reader import SourceReader
@@ -44,7 +45,7 @@ SHUTDOWN_SECONDS = 5.0
 class Scrubber(Protocol):
     """What the broker needs of the redactor: learn each released value, scrub error texts."""
 
-    def add(self, value: str) -> None: ...
+    def add(self, value: str, *, owner: str | None = None) -> None: ...
 
     def scrub(self, text: str) -> str: ...
 
@@ -109,6 +110,7 @@ class CredentialBroker:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
         self._token_replaced: set[int] = set()
+        self._owners = Ownership()
         self._reader = SourceReader(
             backends, ttl=ttl, clock=clock, scrub=redactor.scrub, event=self._event
         )
@@ -246,8 +248,13 @@ class CredentialBroker:
 
     def _store(self, plan: KeyPlan, fetched: Fetched, *, action: str) -> _Entry:
         now = self._clock()
+        source = self._source(plan.ref)
+        where = f"{plan.ref.scheme}:{plan.ref.path}"
+        keys = self._source_keys(plan.ref)
+        owned = Owned(source, tuple(sorted(keys)), plan.ref.scheme, where, fetched.lease)
+        owner = self._owners.label(owned)
         for value in fetched.values.values():
-            self._redactor.add(value)
+            self._redactor.add(value, owner=owner)
         sealed = {
             name: self._sealer.seal(
                 value, context=_context(SecretRef(plan.ref.scheme, plan.ref.path, name))
@@ -256,8 +263,7 @@ class CredentialBroker:
         }
         fetched.values.clear()
         lease = fetched.lease
-        keys = self._source_keys(plan.ref)
-        previous = self._cache.get(self._source(plan.ref))
+        previous = self._cache.get(source)
         if lease is not None:
             entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
             entry.renew_at = now + self._renew_delay(lease.ttl)
@@ -402,12 +408,42 @@ class CredentialBroker:
                     return plan
         raise RuntimeError("cache entry without a plan")
 
-    async def _revoke(self, backend: SecretBackend, lease: LeaseInfo, plan: KeyPlan) -> None:
+    async def _revoke(self, backend: SecretBackend, lease: LeaseInfo, plan: KeyPlan) -> bool:
         try:
             await anyio.to_thread.run_sync(backend.revoke, lease)
             self._event("revoked", plan, lease=lease)
         except CredentialError as exc:
             self._event("failed", plan, lease=lease, error=self._redactor.scrub(exc.message))
+            return False
+        return True
+
+    async def withdraw(self, label: str) -> Withdrawn | None:
+        """A value released under ``label`` was exposed: revoke its lease now (see exposure.py).
+
+        The cache forgets an exposed current lease, so the next call is issued a fresh one; an
+        exposed lease still in its rotation overlap is revoked early. A static value cannot be
+        revoked from here: the remedy is ``rotate``.
+        """
+        owned = self._owners.get(label)
+        if owned is None:
+            return None
+        if owned.lease is None:
+            return Withdrawn(owned, "rotate")
+        lease_id = owned.lease.lease_id
+        entry = self._cache.get(owned.source)
+        if entry is None or entry.lease is None:
+            return Withdrawn(owned, "already_revoked")
+        plan = self._plan_for_entry(entry)
+        if entry.lease.lease_id == lease_id:
+            del self._cache[owned.source]
+            for old in entry.retired:  # no longer in the broker's sight once the entry is gone
+                await self._revoke(self.backend_for(plan.ref), old, plan)
+        elif any(old.lease_id == lease_id for old in entry.retired):
+            entry.retired = [old for old in entry.retired if old.lease_id != lease_id]
+        else:
+            return Withdrawn(owned, "already_revoked")
+        revoked = await self._revoke(self.backend_for(plan.ref), owned.lease, plan)
+        return Withdrawn(owned, "revoked" if revoked else "revoke_failed")
 
     # -- shutdown ----------------------------------------------------------------------------
 
