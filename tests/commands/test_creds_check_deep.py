@@ -38,7 +38,7 @@ def test_deep_issues_logs_in_and_revokes_at_once(
     assert deep["detail"] == "issued, logged in to PostgreSQL, revoked"
     facts = deep["facts"]
     assert (facts["login"], facts["revoked"], facts["renewable"]) == ("ok", True, True)
-    assert facts["lease_ttl"] == 300
+    assert facts["lease_ttl"] == 120  # the role grants 300 s; held to lease_ttl (default 120 s)
     assert facts["fields"] == ["password", "username"]
     issued = {u: p for u, p in postgres.issued_credentials().items() if u not in before}
     assert len(issued) == 1, "issued exactly once"

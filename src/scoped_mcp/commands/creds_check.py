@@ -45,6 +45,8 @@ class CheckResult:
     backends: dict[str, Finding]
     deep: list[DeepReport]
     exposures: list[Exposure] = field(default_factory=list)
+    audited: bool = False
+    """Whether ``--audit`` was given (the JSON then has ``exposed``)."""
 
     @property
     def exit_code(self) -> int:
@@ -135,7 +137,14 @@ def collect(
             backend.close()
     exposures = read_exposures(options.audit) if options.audit else []
     return CheckResult(
-        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep, exposures
+        str(manifest.source_path),
+        ctx.agent_id,
+        ctx.agent_type,
+        reports,
+        described,
+        deep,
+        exposures,
+        audited=options.audit is not None,
     )
 
 
@@ -157,7 +166,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for report in result.reports:
         counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
-    return {
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "manifest": result.manifest,
         "agent_id": result.agent_id,
@@ -196,7 +205,9 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             }
             for d in result.deep
         ],
-        "exposed": [
+    }
+    if result.audited:
+        document["exposed"] = [
             {
                 "keys": list(e.keys),
                 "backend": e.backend,
@@ -209,8 +220,8 @@ def to_json(result: CheckResult) -> dict[str, Any]:
                 "tools": list(e.tools),
             }
             for e in result.exposures
-        ],
-    }
+        ]
+    return document
 
 
 _COLOURS = {"ok": "32", "unverified": "33", "unreachable": "33"}  # every other status is red
