@@ -9,9 +9,11 @@ lease must go on being renewed (on the new leader), and revocation at close must
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,9 +27,12 @@ from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import CredentialError
 from scoped_mcp.redaction import Redactor
+from scoped_mcp.testing.harness import write_manifest
+from tests.contract_support import FIXTURES
 from tests.postgres.conftest import ADMIN, Database, Postgres
 from tests.postgres.test_crash_expiry import login_works
-from tests.postgres.test_dynamic_db import Events, credentials
+from tests.postgres.test_dynamic_db import PGPROBE, Events, credentials
+from tests.support import running_server
 from tests.vault.conftest import Bao, bao_binary
 from tests.vault.raft import RaftCluster
 
@@ -184,3 +189,101 @@ async def test_killing_the_node_in_use_fails_over_to_the_new_leader(
     assert "vault requests now go to another node" in messages
     moved = [r for r in caplog.records if r.getMessage() == "vault requests now go to another node"]
     assert all(getattr(r, "node", "") != leader.addr for r in moved)
+
+
+# -- through the real server over stdio ------------------------------------------------------
+
+
+def stdio_manifest(tmp_path: Path, order: list[str], postgres: Postgres) -> Path:
+    db = f"vault-dynamic:database/creds/{ROLE}"
+    spec = {
+        "agent_type": "research",
+        "modules": {
+            "pgprobe": {**PGPROBE, "config": {"port": postgres.port}},
+            "vaulted": {"type": "credential_modules.vaulted:VaultedModule"},
+        },
+        "credentials": {
+            "source": "env",
+            "vault": {
+                "addr": order,
+                "auth": "approle",
+                "role_id_env": "VAULT_ROLE_ID",
+                "secret_id_env": "VAULT_SECRET_ID",
+                "lease_ttl": LEASE_TTL,
+                "timeout": 2,
+            },
+            "keys": {
+                "PG_USER": f"{db}#username",
+                "PG_PASSWORD": f"{db}#password",
+                "API_TOKEN": "vault:secret/scoped-mcp/research#api",
+                "OTHER_TOKEN": "vault:secret/scoped-mcp/shared#fresh",
+            },
+        },
+    }
+    target = tmp_path / "cluster.yml"
+    write_manifest(target, spec)
+    return target
+
+
+def count(records: list[dict[str, Any]], action: str) -> int:
+    return sum(1 for r in records if r.get("event") == "credential" and r["action"] == action)
+
+
+@pytest.mark.anyio
+@pytest.mark.stdio
+async def test_over_stdio_the_leaders_death_costs_no_call(
+    cluster: RaftCluster, postgres: Postgres, tmp_path: Path
+) -> None:
+    """The server over stdio: with the leader killed mid-session every call on cached values
+    answers, a key never read before is read, the lease is renewed, and the stop revokes it."""
+    cluster.heal()
+    leader = cluster.leader()
+    assert leader is not None
+    order = [leader.addr, *[n.addr for n in cluster.nodes if n is not leader]]
+    bao = Bao(cluster.binary, cluster.workdir, port=leader.api_port, root_token=cluster.root_token)
+    env = {
+        "VAULT_ROLE_ID": bao.role_id("research"),
+        "VAULT_SECRET_ID": bao.secret_id("research"),
+        "PYTHONPATH": str(FIXTURES),
+    }
+    home = tmp_path / "home"
+    before = postgres.issued_credentials()
+    target = stdio_manifest(tmp_path, order, postgres)
+    other = hashlib.sha256(b"fresh-value-4567").hexdigest()
+    fresh = None
+    async with running_server(
+        target, agent_id="cluster-01", agent_type="research", extra_env=env, home=home
+    ) as server:
+        whoami = await server.call("pgprobe_whoami")
+        digest = await server.call("vaulted_token_digest")
+        ((user, _password),) = postgres.issued_credentials().items() - before.items()
+        renewed_before = count(server.audit_records(), "renewed")
+        await anyio.to_thread.run_sync(cluster.kill, leader)
+        killed = time.monotonic()
+        calls = 0
+        while time.monotonic() - killed < 40:
+            assert await server.call("pgprobe_whoami") == whoami
+            assert await server.call("vaulted_token_digest") == digest
+            calls += 2
+            if fresh is None:
+                answer = await server.client.call_tool(
+                    "vaulted_token_digest", {"key": "OTHER_TOKEN"}, raise_on_error=False
+                )
+                if not answer.is_error:
+                    fresh = time.monotonic() - killed
+                    assert answer.data == other
+            renewed = count(server.audit_records(), "renewed") > renewed_before
+            if fresh is not None and renewed:
+                break
+            await anyio.sleep(0.3)
+    records = server.audit_records()
+    assert fresh is not None
+    assert count(records, "renewed") > renewed_before, "renewals must go on"
+    assert count(records, "revoked") >= 1
+    assert count(records, "token_revoked") >= 1
+    assert not postgres.role_exists(user), "the stop's revocation must reach the new leader"
+    assert "vault node cannot serve; trying the next" in server.stderr()
+    tool_calls = [r for r in records if r["event"] == "tool_call"]
+    failed = [r for r in tool_calls if r["outcome"] != "ok" and r["args"]["shape"] == {}]
+    assert failed == [], "a call on cached values failed"
+    assert calls >= 2

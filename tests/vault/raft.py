@@ -88,20 +88,10 @@ class RaftCluster:
     def start(self) -> None:
         self.nodes = [Node(f"node{i + 1}", self.workdir / f"node{i + 1}") for i in range(NODES)]
         peers = [node.addr for node in self.nodes]
-        env = self._env()
         for node in self.nodes:
             (node.workdir / "raft").mkdir(parents=True)
             (node.workdir / "bao.hcl").write_text(node.config(peers))
-            log = (node.workdir / "bao.log").open("ab")
-            node.process = subprocess.Popen(
-                [self.binary, "server", f"-config={node.workdir / 'bao.hcl'}"],
-                env=env,
-                cwd=node.workdir,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-            log.close()
+            self._spawn(node)
         first = self.nodes[0]
         self._wait(lambda: all(n.health() is not None for n in self.nodes), "nodes answering")
         done = self._bao("operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json")
@@ -114,6 +104,27 @@ class RaftCluster:
             self._wait(lambda n=node: (n.health() or {}).get("initialized") is True, "joined")
             self.unseal(node)
         self._wait(lambda: self.voters() == NODES, "three raft voters")
+
+    def _spawn(self, node: Node) -> None:
+        log = (node.workdir / "bao.log").open("ab")
+        node.process = subprocess.Popen(
+            [self.binary, "server", f"-config={node.workdir / 'bao.hcl'}"],
+            env=self._env(),
+            cwd=node.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def heal(self) -> None:
+        """Restart and unseal every node that was killed; wait for three voters and a leader."""
+        for node in self.nodes:
+            if not node.alive:
+                self._spawn(node)
+                self._wait(lambda n=node: n.health() is not None, f"{node.name} answering")
+                self.unseal(node)
+        self._wait(lambda: self.voters() == NODES, "three raft voters again")
 
     def _env(self) -> dict[str, str]:
         return Bao(self.binary, self.workdir).env()
