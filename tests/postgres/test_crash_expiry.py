@@ -76,6 +76,15 @@ def usable_for(
     return ended
 
 
+def wait_for_renewal(audit: Path, *, timeout: float) -> None:
+    """Until the audit file holds a lease renewal (or ``timeout`` seconds have passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if '"action":"renewed"' in audit.read_text():
+            return
+        time.sleep(0.2)
+
+
 @pytest.mark.stdio
 def test_sigkill_leaves_token_and_login_usable_no_longer_than_the_lease_ttl(
     database: Database, tmp_path: Path
@@ -104,11 +113,11 @@ def test_sigkill_leaves_token_and_login_usable_no_longer_than_the_lease_ttl(
         deadline = valid_until(postgres, user)
         now = datetime.datetime.now(datetime.UTC)
         # Past one renewal: the session runs on renewed, still short, leases.
-        time.sleep(LEASE_TTL * 0.8)
+        audit = home / "state" / "scoped-mcp" / "audit" / "crash-01.jsonl"
+        wait_for_renewal(audit, timeout=LEASE_TTL * 3)
         second = server.ask(call(11, "pgprobe_whoami"))["result"]["structuredContent"]
         server.process.kill()
         server.process.wait(timeout=10)
-        audit = home / "state" / "scoped-mcp" / "audit" / "crash-01.jsonl"
         records = [json.loads(line) for line in audit.read_text().splitlines()]
         (login,) = [r for r in records if r.get("action") == "token_login"]
         ended = usable_for(bao, postgres, login["accessor"], user, password)
