@@ -59,14 +59,20 @@ class Ownership:
     def __init__(self) -> None:
         self._counter = itertools.count(1)
         self._owned: dict[str, Owned] = {}
+        self._static: dict[Owned, str] = {}
 
     def __repr__(self) -> str:
         return f"Ownership(<{len(self._owned)} labels>)"
 
     def label(self, owned: Owned) -> str:
-        """A fresh label for one read's values."""
+        """A label for one read's values: fresh per lease; one per source for static values,
+        which are read again every TTL (so the labels do not grow with the process's age)."""
+        if owned.lease is None and owned in self._static:
+            return self._static[owned]
         name = f"o{next(self._counter)}"
         self._owned[name] = owned
+        if owned.lease is None:
+            self._static[owned] = name
         return name
 
     def get(self, label: str) -> Owned | None:
