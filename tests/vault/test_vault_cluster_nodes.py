@@ -5,6 +5,7 @@ for a token that cannot be held to lease_ttl."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -81,3 +82,25 @@ def test_creds_check_names_the_role_line_for_a_token_it_cannot_shorten() -> None
     )
     assert token_warnings(approle, {**facts, "token_renewable": True}) == []
     assert "auth/approle/role/<role> " in token_warnings(approle, facts)[0]
+
+
+def test_the_ring_wraps_back_to_the_first_node() -> None:
+    """When the node in use (the last one) stops serving, requests go back to the first."""
+    down: set[str] = set()
+
+    def node(name: str) -> Callable[[Recorded], Reply]:
+        def route(request: Recorded) -> Reply:
+            return sealed(request) if name in down else Reply(200, {"data": {"node": name}})
+
+        return route
+
+    with serve_http(node("a")) as first, serve_http(node("b")) as second:
+        nodes = [first.url, second.url]
+        conn = Connection(spec(nodes), nodes)
+        down.add("a")
+        assert conn.request("GET", "secret/data/x", token="t") == {"data": {"node": "b"}}
+        down.clear()
+        assert conn.request("GET", "secret/data/x", token="t") == {"data": {"node": "b"}}
+        down.add("b")
+        assert conn.request("GET", "secret/data/x", token="t") == {"data": {"node": "a"}}
+        assert conn.addr == first.url.rstrip("/")
