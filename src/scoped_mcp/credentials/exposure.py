@@ -101,7 +101,11 @@ class ExposureResponder:
         """Answer every label found in one call's result or error (bounded in time)."""
         with anyio.move_on_after(RESPOND_SECONDS, shield=True):
             for label in sorted(labels):
-                withdrawn = await self._broker.withdraw(label)
+                try:
+                    withdrawn = await self._broker.withdraw(label)
+                except Exception as exc:  # noqa: BLE001 - the call's answer must still go out
+                    _log.error("exposure response failed", extra={"exc_type": type(exc).__name__})
+                    continue
                 if withdrawn is not None:
                     self._record(withdrawn, binding)
 
