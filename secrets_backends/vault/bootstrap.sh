@@ -5,7 +5,9 @@
 #   BAO_ADDR=https://vault:8200 BAO_TOKEN=<admin token> ./bootstrap.sh research ops
 #
 # Idempotent: mounts that exist are kept, policies and roles are rewritten. Token lifetimes of
-# the roles: TOKEN_TTL (default 1h) and TOKEN_MAX_TTL (default 24h). Prints each role-id; issue
+# the roles: TOKEN_TTL (default 2m, the broker's credentials.vault.lease_ttl: the token is renewed
+# while the server runs, so a crashed server's token dies within 2 minutes) and TOKEN_MAX_TTL
+# (default 24h: the broker logs in again then). Prints each role-id; issue
 # secret-ids separately (one per agent), preferably response-wrapped:
 #
 #   bao write -wrap-ttl=5m -f auth/approle/role/scoped-mcp-research/secret-id
@@ -17,7 +19,7 @@ BAO=${BAO:-bao}
 : "${BAO_ADDR:?set BAO_ADDR to the server address}"
 : "${BAO_TOKEN:?set BAO_TOKEN to a token allowed to manage mounts, policies and auth}"
 export BAO_ADDR BAO_TOKEN
-TOKEN_TTL=${TOKEN_TTL:-1h}
+TOKEN_TTL=${TOKEN_TTL:-2m}
 TOKEN_MAX_TTL=${TOKEN_MAX_TTL:-24h}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

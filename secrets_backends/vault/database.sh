@@ -19,7 +19,9 @@
 #                      the connection must exist already, and only roles and policies are written.
 #   ROTATE_ROOT=1      after writing the connection, let Vault rotate PG_ADMIN_USER's password so
 #                      that only Vault knows it (re-runs then omit the password)
-#   DEFAULT_TTL MAX_TTL  lease lifetimes of the roles (default 1h, 24h)
+#   DEFAULT_TTL MAX_TTL  lease lifetimes of the roles (default 2m, 24h): the broker renews a
+#                      lease while the server runs, so a crashed server's login dies within
+#                      DEFAULT_TTL (the broker holds longer ones to its lease_ttl anyway)
 #   PG_GRANTS          SQL run after CREATE ROLE, with "{{name}}" for the new role (default: read
 #                      access to every table in schema public)
 #
@@ -40,7 +42,7 @@ PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
 PG_DATABASE=${PG_DATABASE:-postgres}
 PG_SSLMODE=${PG_SSLMODE:-verify-full}
-DEFAULT_TTL=${DEFAULT_TTL:-1h}
+DEFAULT_TTL=${DEFAULT_TTL:-2m}
 MAX_TTL=${MAX_TTL:-24h}
 PG_GRANTS=${PG_GRANTS:-"GRANT CONNECT ON DATABASE \"$PG_DATABASE\" TO \"{{name}}\"; GRANT USAGE ON SCHEMA public TO \"{{name}}\"; GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\";"}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         "as a libpq string without user or password, e.g. 'host=db port=5432 dbname=app'",
     )
     check.add_argument(
+        "--audit",
+        metavar="FILE",
+        help="also list the keys this audit file records as exposed to an agent "
+        "(credential_exposed) that must be rotated",
+    )
+    check.add_argument(
         "--spend-secret-id",
         action="store_true",
         help="accepted for compatibility, changes nothing: the check logs in with a plain "
@@ -197,7 +203,7 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 "limited-use secret-id is marked in the manifest: secret_id_uses: limited)",
                 file=sys.stderr,
             )
-        options = creds_check.Options(deep=args.deep, pg_dsn=args.deep_pg_dsn)
+        options = creds_check.Options(deep=args.deep, pg_dsn=args.deep_pg_dsn, audit=args.audit)
         return creds_check.run(
             args.creds_manifest,
             agent_id=args.agent_id,

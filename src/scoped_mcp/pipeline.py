@@ -6,8 +6,13 @@ it does after, in reverse. So a call is audited (outermost, whatever happens), i
 its result scrubbed, its scoped arguments resolved, its start written ahead, and only then does the
 body run::
 
-    write_audit -> map_errors -> scrub_result -> resolve_scopes -> limit_rate -> [approval]
-        -> write_ahead -> run_body
+    write_audit -> answer_exposure -> map_errors -> scrub_result -> resolve_scopes -> limit_rate
+        -> [approval] -> write_ahead -> run_body
+
+``scrub_result`` and ``map_errors`` scrub under ``Redactor.watching``: a released value found in
+what is bound for the agent is noted on the call, and ``answer_exposure`` hands those owners to
+the pipeline's ``on_exposed`` hook (``credentials/exposure.py``) before the call's record is
+written.
 
 Fail closed on the audit log: ``write_ahead`` writes a ``call_start`` record before the body
 runs, so a call whose record cannot be written (a full disk) is refused and changes nothing; and
@@ -107,6 +112,7 @@ class Call:
     error: str | None = "cancelled before completion"
     error_type: str | None = "Cancelled"
     begun: bool = False
+    exposed: set[str] = field(default_factory=set)
     _digest: dict[str, Any] | None = None
 
     @property
@@ -119,6 +125,8 @@ class Call:
 
 Proceed = Callable[[], Awaitable[Any]]
 Step = Callable[["Pipeline", Call, Proceed], Awaitable[Any]]
+ExposureHook = Callable[[frozenset[str], Binding], Awaitable[None]]
+"""Called with the redaction owners found in what a call would have sent the agent."""
 
 
 def _short(text: str) -> str:
@@ -171,7 +179,12 @@ def _record_end(pipeline: Pipeline, call: Call) -> None:
 
 async def map_errors(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Turn every exception into a short, scrubbed ``ToolError``; nothing else escapes."""
-    scrub = pipeline.redactor.scrub
+    redactor = pipeline.redactor
+
+    def scrub(text: str) -> str:
+        with redactor.watching(call.exposed):
+            return redactor.scrub(text)
+
     try:
         result = await proceed()
     except ToolCallError as exc:
@@ -198,7 +211,19 @@ async def map_errors(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
 
 async def scrub_result(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Remove every secret the broker has released from what the body returned."""
-    return call.binding.scrub(await proceed())
+    result = await proceed()
+    with pipeline.redactor.watching(call.exposed):
+        return call.binding.scrub(result)
+
+
+async def answer_exposure(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Report the released values a call's result or error held (scrubbed, so never sent)."""
+    try:
+        return await proceed()
+    finally:
+        if call.exposed and pipeline.on_exposed is not None:
+            found, call.exposed = frozenset(call.exposed), set()
+            await pipeline.on_exposed(found, call.binding)
 
 
 async def resolve_scopes(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
@@ -236,6 +261,7 @@ async def run_body(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
 
 STEPS: tuple[Step, ...] = (
     write_audit,
+    answer_exposure,
     map_errors,
     scrub_result,
     resolve_scopes,
@@ -257,12 +283,14 @@ class Pipeline:
         *,
         steps: Sequence[Step] = STEPS,
         limiter: RateLimiter | None = None,
+        on_exposed: ExposureHook | None = None,
     ) -> None:
         if not steps or steps[-1] is not run_body:
             raise ValueError("a pipeline's last step must be run_body")
         self.audit = audit
         self.redactor = redactor
         self.limiter = limiter if limiter is not None else RateLimiter.unlimited()
+        self.on_exposed = on_exposed
         self.steps = tuple(steps)
 
     async def run(self, binding: Binding, arguments: dict[str, Any]) -> Any:

@@ -3,15 +3,21 @@
 The broker registers every value it releases; ``scrub`` replaces each one, and its common encodings
 (base64, URL-encoding, hex) and escapings (JSON string, Python repr), with ``[REDACTED]`` in tool
 results, error texts and log records. A URL's ``user:password@`` is registered on its own too.
+
+A value may be registered with an ``owner`` (an opaque label; the broker passes one per cache
+entry). Inside ``watching(seen)`` every scrub also adds the owners of the forms it replaced to
+``seen``: that is how a leak bound for the agent is traced back to the key it belongs to.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
@@ -25,6 +31,9 @@ REDACTED = "[REDACTED]"
 MIN_SECRET_CHARS = 4
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 _WORD = re.compile(r"[A-Za-z0-9_]*")
+_SEEN: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "redaction_seen", default=None
+)
 
 
 def encodings(secret: str) -> set[str]:
@@ -101,13 +110,17 @@ class Redactor:
     def __init__(self) -> None:
         self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        self._owners: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Redactor(<{len(self._forms)} forms>)"
 
-    def add(self, secret: str) -> None:
-        """Register a released secret; it is scrubbed from everything from now on."""
+    def add(self, secret: str, *, owner: str | None = None) -> None:
+        """Register a released secret; it is scrubbed from everything from now on.
+
+        ``owner`` labels every form of it, for ``watching``.
+        """
         if len(secret) < MIN_SECRET_CHARS:
             # Too short to scrub without destroying ordinary text (ports, org names): documented in
             # docs/credentials.md as the one gap in redaction.
@@ -115,6 +128,10 @@ class Redactor:
         new = encodings(secret)
         for part in userinfo_secrets(secret):
             new |= encodings(part)
+        if owner is not None:
+            with self._lock:
+                for form in new:
+                    self._owners[form] = self._owners.get(form, frozenset()) | {owner}
         new -= self._forms
         if not new:
             return
@@ -128,7 +145,24 @@ class Redactor:
         pattern = self._pattern
         if pattern is None:
             return text
-        return pattern.sub(REDACTED, text)
+        if _SEEN.get() is None:
+            return pattern.sub(REDACTED, text)
+        return pattern.sub(self._replace_noting, text)
+
+    def _replace_noting(self, match: re.Match[str]) -> str:
+        seen = _SEEN.get()
+        if seen is not None:
+            seen |= self._owners.get(match.group(0), frozenset())
+        return REDACTED
+
+    @contextmanager
+    def watching(self, seen: set[str]) -> Iterator[set[str]]:
+        """Within the block, every scrub adds the owners of what it replaced to ``seen``."""
+        token = _SEEN.set(seen)
+        try:
+            yield seen
+        finally:
+            _SEEN.reset(token)
 
     def scrub_value(self, value: Any) -> Any:
         """A copy of a JSON-like value (str, list, dict, ...) with secrets scrubbed from strings."""

@@ -28,6 +28,7 @@ from scoped_mcp.credentials.backends import Catalog, load_backends
 from scoped_mcp.credentials.backends.interface import BackendContext, SecretBackend
 from scoped_mcp.credentials.broker import CredentialBroker
 from scoped_mcp.credentials.check import check_plans, require_usable
+from scoped_mcp.credentials.exposure import ExposureResponder
 from scoped_mcp.credentials.plan import KeyPlan, build_plans, schemes_used
 from scoped_mcp.credentials.view import ModuleCredentials
 from scoped_mcp.errors import ModuleLoadError, ScopedMCPError
@@ -159,7 +160,9 @@ def _assemble(
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
     limiter = build_limiter(manifest.rate_limits, agent_ctx, broker=broker)
-    pipeline = Pipeline(audit, redactor, limiter=limiter)
+    pipeline = Pipeline(
+        audit, redactor, limiter=limiter, on_exposed=ExposureResponder(broker, audit)
+    )
     names = registry.ToolNames()
     mcp = FastMCP(
         name="scoped-mcp",

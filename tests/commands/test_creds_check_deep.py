@@ -38,7 +38,7 @@ def test_deep_issues_logs_in_and_revokes_at_once(
     assert deep["detail"] == "issued, logged in to PostgreSQL, revoked"
     facts = deep["facts"]
     assert (facts["login"], facts["revoked"], facts["renewable"]) == ("ok", True, True)
-    assert facts["lease_ttl"] == 300
+    assert facts["lease_ttl"] == 120  # the role grants 300 s; held to lease_ttl (default 120 s)
     assert facts["fields"] == ["password", "username"]
     issued = {u: p for u, p in postgres.issued_credentials().items() if u not in before}
     assert len(issued) == 1, "issued exactly once"
@@ -72,3 +72,39 @@ def test_deep_without_a_dsn_proves_issue_and_revoke(
     )
     assert postgres.wait_role_gone(username)
     assert_nowhere(raw, username, password, token)
+
+
+def test_deep_names_the_role_line_when_a_lease_cannot_be_held_short(
+    database: Database, postgres: Postgres, tmp_path: Path
+) -> None:
+    """A token whose policy may issue and revoke but not renew gets the role's full 1 h lease:
+    --deep warns that a crash leaves it usable that long and prints the fixing role line."""
+    path = database.add_role("creds-long", default_ttl="1h", max_ttl="2h")
+    rules = (
+        f'path "{path}" {{ capabilities = ["read"] }}\n'
+        f'path "sys/leases/revoke/{path}/*" {{ capabilities = ["update"] }}\n'
+        'path "auth/token/lookup-self" { capabilities = ["read"] }\n'
+        'path "sys/capabilities-self" { capabilities = ["update"] }\n'
+    )
+    admin = database.bao.admin
+    admin.sys.create_or_update_policy(name="creds-long-no-renew", policy=rules)
+    answer = admin.auth.token.create(
+        policies=["creds-long-no-renew"], no_default_policy=True, ttl="10m"
+    )
+    token = str(answer["auth"]["client_token"])
+    manifest = write_manifest(
+        tmp_path, database.bao.addr, keys={"API_TOKEN": f"vault-dynamic:{path}#password"}
+    )
+    before = set(postgres.issued_credentials())
+    _code, report, raw = creds_json(tmp_path, manifest, "--deep", **{TOKEN_ENV: token})
+    (deep,) = report["deep"]
+    assert deep["facts"]["lease_ttl"] == 3600
+    assert any(
+        "could not be held to lease_ttl (120s)" in w
+        and "bao write database/roles/creds-long default_ttl=120s" in w
+        for w in deep["facts"]["warnings"]
+    ), deep["facts"]
+    issued = {u: p for u, p in postgres.issued_credentials().items() if u not in before}
+    ((username, password),) = issued.items()
+    assert not postgres.role_exists(username), "revoked at once all the same"
+    assert_nowhere(raw, username, password)

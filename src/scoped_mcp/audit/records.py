@@ -6,6 +6,8 @@
     tool_call     with outcome ``denied`` and no module: refused before any tool code ran
                   (an unknown tool, invalid arguments)
     credential    a broker event: action (fetch, renew, revoke, ...), key names and backends
+    credential_exposed  a released value was found (and scrubbed) in a tool's answer: its keys,
+                  source and tool, and the remedy (lease revoked, or the key to rotate)
     server_start  the manifest and the tools registered
     server_stop   why the server stopped
     audit_gap     the log could not be written for a while: since when, why, what was lost
@@ -27,6 +29,7 @@ TOOL_CALL: Final = "tool_call"
 CALL_START: Final = "call_start"
 AUDIT_GAP: Final = "audit_gap"
 CREDENTIAL: Final = "credential"
+CREDENTIAL_EXPOSED: Final = "credential_exposed"
 SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
 HTTP_REFUSED: Final = "http_refused"
@@ -121,6 +124,37 @@ def denied(*, tool: str, duration_ms: float, error: str, error_type: str) -> Dra
 def credential(action: str, **fields: Any) -> Draft:
     """A broker event; ``fields`` name keys and backends, never values."""
     return Draft(CREDENTIAL, {"action": action, **fields})
+
+
+def credential_exposed(
+    *,
+    key: list[str],
+    backend: str,
+    source: str,
+    module: str,
+    tool: str,
+    dynamic: bool,
+    remedy: str,
+    lease: str | None,
+) -> Draft:
+    """A released value reached a tool's answer (scrubbed there); names keys, never the value.
+
+    ``remedy``: ``revoked`` (the lease was revoked at once), ``revoke_failed``,
+    ``already_revoked``, or ``rotate`` (a static value: rotate the key in its backend).
+    """
+    return Draft(
+        CREDENTIAL_EXPOSED,
+        {
+            "key": key,
+            "backend": backend,
+            "source": source,
+            "module": module,
+            "tool": tool,
+            "dynamic": dynamic,
+            "remedy": remedy,
+            "lease": lease,
+        },
+    )
 
 
 def server_start(*, manifest: str, tools: Sequence[str]) -> Draft:

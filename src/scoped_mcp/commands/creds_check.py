@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
+from scoped_mcp.commands.creds_exposed import Exposure, read_exposures
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -45,6 +46,9 @@ class CheckResult:
     deep: list[DeepReport]
     module_warnings: tuple[str, ...] = ()
     """Safety a module's configuration gives up (``ToolModule.configuration_warnings``)."""
+    exposures: list[Exposure] = field(default_factory=list)
+    audited: bool = False
+    """Whether ``--audit`` was given (the JSON then has ``exposed``)."""
 
     @property
     def exit_code(self) -> int:
@@ -75,7 +79,9 @@ class CheckResult:
             if not deep.required and deep.finding.status != "ok":
                 found.append(f"{deep.source} (optional, --deep): {deep.finding.status}")
             found += [f"{deep.source}: {w}" for w in deep.finding.facts.get("warnings", [])]
-        return found + list(self.module_warnings)
+        found += list(self.module_warnings)
+        found += [e.warning() for e in self.exposures if e.needs_rotation]
+        return found
 
 
 def _agent_id(manifest_text: str, agent_id: str | None, environ: Mapping[str, str]) -> str:
@@ -97,6 +103,8 @@ class Options:
     deep: bool = False
     pg_dsn: str | None = None
     approle_login: LoginSpend = "plain-only"
+    audit: str | None = None
+    """An audit file whose ``credential_exposed`` records name keys to rotate."""
 
 
 def collect(
@@ -141,6 +149,7 @@ def collect(
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
+    exposures = read_exposures(options.audit) if options.audit else []
     return CheckResult(
         str(manifest.source_path),
         ctx.agent_id,
@@ -149,6 +158,8 @@ def collect(
         described,
         deep,
         module_warnings,
+        exposures,
+        audited=options.audit is not None,
     )
 
 
@@ -170,7 +181,7 @@ def to_json(result: CheckResult) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for report in result.reports:
         counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
-    return {
+    document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "manifest": result.manifest,
         "agent_id": result.agent_id,
@@ -210,6 +221,22 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             for d in result.deep
         ],
     }
+    if result.audited:
+        document["exposed"] = [
+            {
+                "keys": list(e.keys),
+                "backend": e.backend,
+                "source": e.source,
+                "dynamic": e.dynamic,
+                "remedy": e.remedy,
+                "rotate": e.needs_rotation,
+                "count": e.count,
+                "last": e.last,
+                "tools": list(e.tools),
+            }
+            for e in result.exposures
+        ]
+    return document
 
 
 _COLOURS = {"ok": "32", "unverified": "33", "unreachable": "33"}  # every other status is red
@@ -238,6 +265,10 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
         print(line.rstrip(), file=out)
         if deep.finding.fix and deep.finding.status != "ok":
             print(f"  fix: {deep.finding.fix}", file=out)
+    for exposure in result.exposures:
+        if not exposure.needs_rotation:
+            keys = ", ".join(exposure.keys)
+            print(f"exposed {keys} ({exposure.source}): lease revoked at once", file=out)
     for warning in result.warnings():
         print(f"warning: {warning}", file=out)
     print(summary_line(result), file=out)

@@ -107,6 +107,15 @@ def _issue(backend: SecretBackend, source: SecretRef, pg_dsn: str | None) -> Fin
             f"the lease lasts {ttl:.0f}s, shorter than a tool call may take "
             f"({SHORT_LEASE_SECONDS:.0f}s): raise the role's default_ttl"
         ]
+    limit = getattr(backend, "lease_ttl", None)
+    if isinstance(limit, float) and ttl is not None and ttl > limit:
+        mount, _, role = source.path.strip("/").partition("/creds/")
+        role = role or "<role>"
+        facts.setdefault("warnings", []).append(
+            f"the lease lasts {ttl:.0f}s and could not be held to lease_ttl ({limit:.0f}s), so "
+            f"a crashed server leaves it usable that long: bao write {mount}/roles/{role} "
+            f"default_ttl={int(limit)}s (and allow update on sys/leases/renew)"
+        )
     if revoke_error is not None:
         detail = f"issued, but revoking it failed: {revoke_error.message}"
         return Finding(revoke_error.status, detail, revoke_error.fix, facts)  # type: ignore[arg-type]

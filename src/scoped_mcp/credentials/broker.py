@@ -20,7 +20,6 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
@@ -28,7 +27,10 @@ import anyio.from_thread
 import anyio.to_thread
 
 from scoped_mcp.credentials.backends.interface import EventSink, Fetched, SecretBackend
-from scoped_mcp.credentials.lease import LeaseInfo, Opening, Plaintext, SealedSecret, Sealer
+from scoped_mcp.credentials.cache import Entry as _Entry
+from scoped_mcp.credentials.cache import carry_leases as _carry_leases
+from scoped_mcp.credentials.exposure import Owned, Ownership, Withdrawn
+from scoped_mcp.credentials.lease import LeaseInfo, Opening, Plaintext, Sealer
 from scoped_mcp.credentials.plan import KeyPlan
 from scoped_mcp.credentials.reader import SourceReader
 from scoped_mcp.credentials.refs import SecretRef
@@ -44,41 +46,9 @@ SHUTDOWN_SECONDS = 5.0
 class Scrubber(Protocol):
     """What the broker needs of the redactor: learn each released value, scrub error texts."""
 
-    def add(self, value: str) -> None: ...
+    def add(self, value: str, *, owner: str | None = None) -> None: ...
 
     def scrub(self, text: str) -> str: ...
-
-
-@dataclass(slots=True, repr=False)
-class _Entry:
-    """One fetched source: its sealed fields, and when it must be read again."""
-
-    fields: dict[str | None, SealedSecret]
-    keys: frozenset[str]
-    expires_at: float
-    lease: LeaseInfo | None = None
-    renew_at: float = float("inf")
-    retired: list[LeaseInfo] = field(default_factory=list)
-    force_rotate: bool = False
-
-    def live(self, now: float) -> bool:
-        return now < self.expires_at
-
-
-def _carry_leases(previous: _Entry, entry: _Entry, now: float) -> None:
-    """Keep the leases of a cache entry being replaced, to be revoked with ``entry``'s retired.
-
-    Two reads of one source can overlap (a seed-style ``credentials[KEY]`` beside an async
-    ``use``, a rotation beside a call that found the entry expired); each issues a lease, and the
-    entry the cache drops must not take a live one out of the broker's sight.
-    """
-    carried = [*previous.retired]
-    if previous.lease is not None and previous.live(now):
-        carried.append(previous.lease)
-    held = {lease.lease_id for lease in entry.retired}
-    if entry.lease is not None:
-        held.add(entry.lease.lease_id)
-    entry.retired.extend(lease for lease in carried if lease.lease_id not in held)
 
 
 def _context(ref: SecretRef) -> bytes:
@@ -109,6 +79,7 @@ class CredentialBroker:
         self._locks: dict[tuple[str, str], anyio.Lock] = {}
         self._wake = anyio.Event()
         self._token_replaced: set[int] = set()
+        self._owners = Ownership()
         self._reader = SourceReader(
             backends, ttl=ttl, clock=clock, scrub=redactor.scrub, event=self._event
         )
@@ -246,8 +217,13 @@ class CredentialBroker:
 
     def _store(self, plan: KeyPlan, fetched: Fetched, *, action: str) -> _Entry:
         now = self._clock()
+        source = self._source(plan.ref)
+        where = f"{plan.ref.scheme}:{plan.ref.path}"
+        keys = self._source_keys(plan.ref)
+        owned = Owned(source, tuple(sorted(keys)), plan.ref.scheme, where, fetched.lease)
+        owner = self._owners.label(owned)
         for value in fetched.values.values():
-            self._redactor.add(value)
+            self._redactor.add(value, owner=owner)
         sealed = {
             name: self._sealer.seal(
                 value, context=_context(SecretRef(plan.ref.scheme, plan.ref.path, name))
@@ -256,8 +232,7 @@ class CredentialBroker:
         }
         fetched.values.clear()
         lease = fetched.lease
-        keys = self._source_keys(plan.ref)
-        previous = self._cache.get(self._source(plan.ref))
+        previous = self._cache.get(source)
         if lease is not None:
             entry = _Entry(sealed, keys, expires_at=now + lease.ttl, lease=lease)
             entry.renew_at = now + self._renew_delay(lease.ttl)
@@ -402,12 +377,38 @@ class CredentialBroker:
                     return plan
         raise RuntimeError("cache entry without a plan")
 
-    async def _revoke(self, backend: SecretBackend, lease: LeaseInfo, plan: KeyPlan) -> None:
+    async def _revoke(self, backend: SecretBackend, lease: LeaseInfo, plan: KeyPlan) -> bool:
         try:
             await anyio.to_thread.run_sync(backend.revoke, lease)
             self._event("revoked", plan, lease=lease)
         except CredentialError as exc:
             self._event("failed", plan, lease=lease, error=self._redactor.scrub(exc.message))
+            return False
+        return True
+
+    async def withdraw(self, label: str) -> Withdrawn | None:
+        """A value released under ``label`` was exposed: revoke its lease now (``exposure.py``).
+
+        An exposed current lease is dropped from the cache, so the next call is issued a new one.
+        """
+        owned = self._owners.get(label)
+        if owned is None or owned.lease is None:
+            return None if owned is None else Withdrawn(owned, "rotate")
+        lease_id, entry = owned.lease.lease_id, self._cache.get(owned.source)
+        if entry is None or entry.lease is None:
+            return Withdrawn(owned, "already_revoked")
+        plan = self._plan_for_entry(entry)
+        backend = self.backend_for(plan.ref)
+        if entry.lease.lease_id == lease_id:
+            del self._cache[owned.source]
+            for old in entry.retired:  # out of the broker's sight once the entry is gone
+                await self._revoke(backend, old, plan)
+        elif any(old.lease_id == lease_id for old in entry.retired):
+            entry.retired = [old for old in entry.retired if old.lease_id != lease_id]
+        else:
+            return Withdrawn(owned, "already_revoked")
+        revoked = await self._revoke(backend, owned.lease, plan)
+        return Withdrawn(owned, "revoked" if revoked else "revoke_failed")
 
     # -- shutdown ----------------------------------------------------------------------------
 

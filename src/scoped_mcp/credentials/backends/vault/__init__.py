@@ -38,6 +38,7 @@ from scoped_mcp.credentials.backends.interface import (
     SecretBackend,
 )
 from scoped_mcp.credentials.backends.vault import check as vault_check
+from scoped_mcp.credentials.backends.vault import leash
 from scoped_mcp.credentials.backends.vault.auth import AppRoleLogin, TokenKeeper
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.credentials.backends.vault.http import INSTALL_FIX, Connection, policy_fix
@@ -81,10 +82,12 @@ class VaultBackend(SecretBackend):
         self, spec: VaultSpec, environ: Mapping[str, str], *, approle_login: AppRoleLogin = "unwrap"
     ) -> None:
         self._spec = spec
-        self._addr = spec.addr or environ.get("VAULT_ADDR") or environ.get("BAO_ADDR") or ""
+        nodes = spec.addresses(environ)
+        self._addr = ", ".join(nodes)
         self._problem: CredentialError | None = None
         self._lease_ttl: dict[str, float] = {}
         self._lease_lock = threading.Lock()
+        self._warned: set[tuple[str, str]] = set()
         self._conn: Connection | None = None
         self._auth: TokenKeeper | None = None
         if not self._addr:
@@ -94,7 +97,7 @@ class VaultBackend(SecretBackend):
             )
             return
         try:
-            self._conn = Connection(spec, self._addr)
+            self._conn = Connection(spec, nodes)
         except ImportError:
             self._problem = BackendMisconfigured(
                 "the vault backend needs hvac, which is not installed", fix=INSTALL_FIX
@@ -129,9 +132,11 @@ class VaultBackend(SecretBackend):
         if not lease_id:
             # Some engines (KV v1 with a ttl field) state a duration without a lease to renew.
             return Fetched(values, ttl=duration or None)
-        lease = LeaseInfo(lease_id, duration, bool(answer.get("renewable")))
+        lease = leash.short_lease(
+            self, LeaseInfo(lease_id, duration, bool(answer.get("renewable")))
+        )
         with self._lease_lock:
-            self._lease_ttl[lease_id] = duration
+            self._lease_ttl[lease_id] = min(duration, self._spec.lease_ttl)
         return Fetched(values, lease=lease)
 
     def api_path(self, ref: SecretRef) -> str:
@@ -161,10 +166,22 @@ class VaultBackend(SecretBackend):
 
     # -- leases ------------------------------------------------------------------------------
 
-    def renew(self, lease: LeaseInfo) -> LeaseInfo:
-        """Renew a dynamic lease by its original TTL; Vault may grant less (max_ttl)."""
-        with self._lease_lock:
-            increment = self._lease_ttl.get(lease.lease_id, lease.ttl)
+    @property
+    def lease_ttl(self) -> float:
+        """The most seconds a lease or login token of ours is renewed for."""
+        return self._spec.lease_ttl
+
+    def warn_once(self, path: str, message: str, **extra: object) -> None:
+        """An ops-log warning about a lease path, once per path and message."""
+        if (path, message) not in self._warned:
+            self._warned.add((path, message))
+            leash.warn(path, message, **extra)
+
+    def renew(self, lease: LeaseInfo, *, increment: float | None = None) -> LeaseInfo:
+        """Renew a dynamic lease by its TTL, at most lease_ttl; Vault may grant less (max_ttl)."""
+        if increment is None:
+            with self._lease_lock:
+                increment = self._lease_ttl.get(lease.lease_id, min(lease.ttl, self.lease_ttl))
         answer = self._keeper().call(
             "PUT",
             "sys/leases/renew",
@@ -325,7 +342,10 @@ def _lease_warnings(api_path: str, caps: Mapping[str, list[str]]) -> list[str]:
         )
     if not vault_check.allows(caps["sys/leases/renew"], "update"):
         fix = policy_fix("sys/leases/renew", "update")
-        found.append(f"the token may not renew leases (re-issued instead at expiry): {fix}")
+        found.append(
+            "the token may not renew leases, so they cannot be held to lease_ttl: each lives "
+            f"its role's whole default_ttl, also after a crash: {fix}"
+        )
     return found
 
 

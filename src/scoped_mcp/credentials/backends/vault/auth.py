@@ -367,7 +367,39 @@ class TokenKeeper:
             "ttl": auth["lease_duration"],
             "renewable": auth["renewable"],
         }
-        return self._adopt(str(auth["client_token"]), data, ours=True)
+        return self._shorten(self._adopt(str(auth["client_token"]), data, ours=True))
+
+    def _shorten(self, token: _Token) -> _Token:
+        """Hold a login token to ``lease_ttl`` (renew-self with that increment), whatever the
+        role's token_ttl: the token itself then dies that soon after the last renewal, so a
+        server killed without revoking it leaves it usable for no longer (a child token would
+        not do: its parent would outlive the process). Not renewable: logged, kept as is."""
+        limit = self._spec.lease_ttl
+        if token.ttl <= 0 or token.ttl <= limit:
+            return token
+        if not token.renewable:
+            _log.warning(
+                "the vault token is not renewable, so it cannot be held to lease_ttl: it stays "
+                "usable after a crash for its whole TTL",
+                extra={"ttl_s": round(token.ttl), "lease_ttl_s": limit},
+            )
+            return token
+        try:
+            answer = self._send(
+                token,
+                "POST",
+                "auth/token/renew-self",
+                capability="update",
+                json={"increment": max(1, int(limit))},
+            )
+            ttl = float(answer["auth"]["lease_duration"])
+        except (CredentialError, KeyError, TypeError, ValueError):
+            _log.warning(
+                "could not shorten the vault token to lease_ttl (renew-self refused)",
+                extra={"ttl_s": round(token.ttl), "lease_ttl_s": limit},
+            )
+            return token
+        return replace(token, granted=min(limit, ttl), ttl=ttl, since=self._clock())
 
     def _adopt(self, text: str, data: Mapping[str, Any], *, ours: bool) -> _Token:
         ttl = float(data.get("ttl") or 0)

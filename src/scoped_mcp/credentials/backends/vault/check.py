@@ -71,7 +71,8 @@ def authenticate(keeper: TokenKeeper, spec: VaultSpec) -> AuthState:
     state.logged_in = True
     state.facts.update({f"token_{k}": identity.get(k) for k in _TOKEN_FACTS})
     state.facts["token_max_life"] = max_life(identity)
-    state.warnings = token_warnings(spec, state.facts)
+    role = (identity.get("meta") or {}).get("role_name")
+    state.warnings = token_warnings(spec, state.facts, role=str(role) if role else None)
     return state
 
 
@@ -89,7 +90,9 @@ def max_life(identity: Mapping[str, Any]) -> float | None:
     return None  # bounded only by the role's or the mount's max TTL, which it does not show
 
 
-def token_warnings(spec: VaultSpec, facts: Mapping[str, Any]) -> list[str]:
+def token_warnings(
+    spec: VaultSpec, facts: Mapping[str, Any], *, role: str | None = None
+) -> list[str]:
     """Warnings about the broker's token: short TTL, short life, limited uses."""
     found = []
     ttl = float(facts.get("token_ttl") or 0)
@@ -104,6 +107,14 @@ def token_warnings(spec: VaultSpec, facts: Mapping[str, Any]) -> list[str]:
             f"the token can live at most {_duration(life)} more (not renewable or explicit max "
             f"TTL), shorter than a working session ({_duration(SESSION_SECONDS)}): give "
             "scoped-mcp a longer-lived token, or use auth: approle"
+        )
+    limit = spec.lease_ttl
+    if spec.auth == "approle" and ttl > limit and not facts.get("token_renewable"):
+        found.append(
+            f"the token lives {_duration(ttl)} and is not renewable, so the broker cannot hold it "
+            f"to lease_ttl ({_duration(limit)}): a crashed server leaves it usable that long; "
+            f"fix: bao write auth/{spec.approle_mount.strip('/')}/role/{role or '<role>'} "
+            f"token_ttl={int(limit)}s token_type=service"
         )
     uses = int(facts.get("token_num_uses") or 0)
     if uses:
@@ -166,16 +177,18 @@ def allows(found: Sequence[str], capability: str) -> bool:
 
 def tls_facts(addr: str, spec: VaultSpec) -> tuple[dict[str, Any], list[str]]:
     """Scheme and CA of the address; a warning for plain HTTP beyond this machine."""
-    parts = urlsplit(addr)
+    nodes = [urlsplit(node.strip()) for node in addr.split(",")]  # a cluster: every node
     facts: dict[str, Any] = {
-        "scheme": parts.scheme,
+        "scheme": nodes[0].scheme,
         "ca_cert": str(spec.ca_cert) if spec.ca_cert else None,
     }
-    if parts.scheme == "https" or _loopback(parts.hostname or ""):
+    clear = [n for n in nodes if n.scheme != "https" and not _loopback(n.hostname or "")]
+    if not clear:
         return facts, []
     return facts, [
-        f"vault at {addr} is reached without TLS: the token crosses the network in clear "
+        f"vault at {n.geturl()} is reached without TLS: the token crosses the network in clear "
         "(use https://)"
+        for n in clear
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -12,7 +13,11 @@ from scoped_mcp.manifest import ManifestPath, StrictModel
 class VaultSpec(StrictModel):
     """``credentials.vault``: how the broker reaches and authenticates to Vault/OpenBao."""
 
-    addr: str | None = Field(default=None, description="Default: $VAULT_ADDR, then $BAO_ADDR.")
+    addr: str | list[str] | None = Field(
+        default=None,
+        description="The server's address, or a list of a cluster's node addresses (tried in "
+        "turn when one cannot serve). Default: $VAULT_ADDR, then $BAO_ADDR.",
+    )
     auth: Literal["token", "approle"] = Field(
         default="token", description="How the broker authenticates."
     )
@@ -70,8 +75,26 @@ class VaultSpec(StrictModel):
         "that does not is reported as timed out.",
     )
 
+    lease_ttl: float = Field(
+        default=120.0,
+        ge=2,
+        le=86400,
+        description="Seconds the broker's own AppRole token and every dynamic lease are kept "
+        "alive for, renewed while the server runs: a server killed without cleaning up leaves "
+        "nothing usable for longer. Never longer than the backend grants.",
+    )
+
+    def addresses(self, environ: Mapping[str, str]) -> list[str]:
+        """The node addresses: ``addr`` (one or a list), else $VAULT_ADDR, then $BAO_ADDR."""
+        if isinstance(self.addr, list):
+            return list(self.addr)
+        found = self.addr or environ.get("VAULT_ADDR") or environ.get("BAO_ADDR")
+        return [found] if found else []
+
     @model_validator(mode="after")
     def _auth_inputs(self) -> VaultSpec:
+        if isinstance(self.addr, list) and (not self.addr or not all(self.addr)):
+            raise ValueError("addr: a list of node addresses must name at least one, none empty")
         if self.auth == "approle":
             if not (self.role_id_env or self.role_id_file):
                 raise ValueError("auth: approle needs role_id_env or role_id_file")

@@ -10,11 +10,12 @@ response body or exception text crosses it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from scoped_mcp.credentials.backends.file import privacy_problems
+from scoped_mcp.credentials.backends.vault.cluster import NodeRing, Redirected
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import (
     AccessDenied,
@@ -110,13 +111,15 @@ def client_cert(spec: VaultSpec) -> tuple[str, str] | str | tuple[()]:
 
 
 class Connection:
-    """Sends single requests to one Vault/OpenBao server, the token always passed explicitly."""
+    """Sends single requests to a Vault/OpenBao server or cluster (``cluster.NodeRing``), the
+    token always passed explicitly. Redirects are never followed by requests itself: a 307 from
+    a standby is followed by the ring, and only to a configured node."""
 
-    def __init__(self, spec: VaultSpec, addr: str) -> None:
+    def __init__(self, spec: VaultSpec, addr: str | Sequence[str]) -> None:
         import hvac
         import requests
 
-        self.addr = addr
+        self.ring = NodeRing([addr] if isinstance(addr, str) else list(addr))
         self._hvac: Any = hvac
         self._spec = spec
         self._cert = client_cert(spec)
@@ -126,6 +129,11 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"Connection({self.addr!r})"
+
+    @property
+    def addr(self) -> str:
+        """The node requests go to now."""
+        return self.ring.current
 
     def request(
         self,
@@ -138,17 +146,35 @@ class Connection:
         params: Mapping[str, Any] | None = None,
     ) -> Any:
         """One request; ``token`` is explicit ("" for none). Returns the JSON answer or None."""
+        return self.ring.run(
+            lambda node: self._request_at(
+                node, method, api_path, token=token, capability=capability, json=json, params=params
+            )
+        )
+
+    def _request_at(
+        self,
+        node: str,
+        method: str,
+        api_path: str,
+        *,
+        token: str,
+        capability: str,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> Any:
         client = self._hvac.Client(
-            url=self.addr,
+            url=node,
             token=token,  # never None: hvac would read $VAULT_TOKEN or ~/.vault-token
             verify=str(self._spec.ca_cert) if self._spec.ca_cert else True,
             cert=self._cert,
             timeout=self._spec.timeout,
             namespace=self._spec.namespace,
             session=self._session,
+            allow_redirects=False,  # a redirect would carry the token to wherever it points
         )
         try:
-            with _vault_errors(self.addr, api_path, capability, self._spec.timeout):
+            with _vault_errors(node, api_path, capability, self._spec.timeout):
                 answer = client.adapter.request(
                     method,
                     f"/v1/{api_path}",
@@ -157,6 +183,10 @@ class Connection:
                 )
                 if isinstance(answer, dict):
                     return answer
+                if answer.is_redirect:
+                    location = str(answer.headers.get("Location") or "")
+                    answer.close()
+                    raise Redirected(node, location)
                 # A body-less answer (204): release its connection now. Vault finishes a
                 # revoke-self only once the connection that asked for it is closed or reused.
                 answer.close()
