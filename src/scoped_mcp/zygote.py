@@ -49,16 +49,14 @@ class ZygoteUnavailable(Exception):
 
 
 class _NoZygote(ZygoteUnavailable):
-    """No zygote is set up at all (no runtime directory or no socket): an in-process start."""
+    """No zygote is set up at all (no runtime directory or no socket): a silent in-process start."""
 
 
 def runtime_dir(environ: Mapping[str, str]) -> Path:
     """The private directory that holds the zygote's socket."""
     base = environ.get("XDG_RUNTIME_DIR")
     if not base:
-        raise _NoZygote(
-            "XDG_RUNTIME_DIR is not set, so no zygote can be found (`scoped-mcp zygote`)"
-        )
+        raise _NoZygote("XDG_RUNTIME_DIR is not set")
     return Path(base) / "scoped-mcp"
 
 
@@ -158,6 +156,9 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         return None
     try:
         conn = _connect(environ)
+    except _NoZygote:
+        # The default without a zygote is exactly the start it always was: nothing to say.
+        return None
     except (ZygoteUnavailable, OSError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, ZygoteUnavailable) else f"zygote: {exc}"
         ops_line("starting in-process", reason=reason)
@@ -177,9 +178,7 @@ def _connect(environ: Mapping[str, str]) -> socket.socket:
     """A connection to a zygote of this exact installation, hello exchanged."""
     directory = runtime_dir(environ)
     if not os.path.lexists(directory):
-        raise _NoZygote(
-            f"no zygote running: {directory} does not exist (start one with `scoped-mcp zygote`)"
-        )
+        raise _NoZygote(f"{directory} does not exist")
     check_private_dir(directory)
     path = directory / SOCKET_NAME
     if not path.exists():
