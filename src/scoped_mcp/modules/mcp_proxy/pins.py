@@ -14,10 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mcp_types
 import yaml
@@ -64,7 +63,7 @@ def digest(tool: mcp_types.Tool) -> str:
     return "sha256:" + hashlib.sha256(canonical(tool)).hexdigest()
 
 
-def pin_of(tool: mcp_types.Tool, scrub: Any = None) -> Pin:
+def pin_of(tool: mcp_types.Tool, scrub: Callable[[str], str] | None = None) -> Pin:
     """The pin of ``tool``; ``scrub`` (a redactor's) cleans the texts kept for review."""
     clean = scrub or (lambda text: text)
     schema = json.dumps(tool.input_schema, sort_keys=True, ensure_ascii=False)
@@ -92,7 +91,11 @@ def render(pins: Pins) -> str:
             for key, tools in sorted(pins.items())
         },
     }
-    return HEADER + yaml.dump(body, Dumper=_Dumper, sort_keys=True, allow_unicode=True, width=100)
+    # The order is built above (sorted names, fixed field order); lines are never folded, so
+    # a changed description or schema shows as changed lines and nothing else moves.
+    return HEADER + yaml.dump(
+        body, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1 << 30
+    )
 
 
 class _Dumper(yaml.SafeDumper):
