@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -132,10 +133,20 @@ def _pins_of(
             "new" if previous is None else "same" if previous.digest == pin.digest else "CHANGED"
         )
         _say(f"  tool {name}  {pin.digest}  ({status})", sys.stdout)
-        for line in (pin.description or "(no description)").splitlines() or [""]:
-            _say(f"    | {line}", sys.stdout)
-        _say(f"    schema {pin.input_schema}", sys.stdout)
+        for line in (pin.description or "(no description)").split("\n"):
+            _say(f"    | {shown(line)}", sys.stdout)
+        _say(f"    schema {shown(pin.input_schema)}", sys.stdout)
     return found
+
+
+def shown(text: str) -> str:
+    """``text`` with every control, format or unassigned character (terminal escapes, carriage
+    returns, bidirectional overrides, zero-width characters) as a visible ``\\uXXXX``: what the
+    operator reviews is all there is."""
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char)[0] in "CZ" and char != " " else char
+        for char in text
+    )
 
 
 def _write(path: Path, text: str) -> None:

@@ -119,7 +119,7 @@ def read(path: Path) -> dict[str, dict[str, Pin]] | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise PinFileError(
             f"{path}: cannot read the pin file ({type(exc).__name__})",
-            fix="make it readable, or write it again: scoped-mcp pin --manifest M",
+            fix="make it readable, or delete it and pin again: scoped-mcp pin --manifest M",
         ) from None
     return parse(text, path)
 
@@ -199,5 +199,5 @@ def _line(node: yaml.Node) -> int:
 def _bad(path: Path, line: int, what: str) -> PinFileError:
     return PinFileError(
         f"{path}:{line}: invalid pin file: {what}",
-        fix="correct that line, or write the file again: scoped-mcp pin --manifest M",
+        fix="correct that line, or delete the file and pin again: scoped-mcp pin --manifest M",
     )

@@ -77,6 +77,7 @@ class Upstream:
         self._verify = verify
         self.blocked: str | None = None  # why no call may reach the upstream any more
         self._watching: set[asyncio.Task[None]] = set()
+        self._recheck_again = False
         self._connect = connect
         self._fingerprint = fingerprint
         self._start_seconds = start_seconds
@@ -201,13 +202,21 @@ class Upstream:
         (the client's receive loop, which delivered the notice, must not wait on a request)."""
         if not holder or holder[0] is not self._current or self._verify is None:
             return
+        if self._watching:
+            # A flood of notices costs one listing at a time, and one more after it.
+            self._recheck_again = True
+            return
         task = asyncio.get_running_loop().create_task(self._recheck(holder[0]))
         self._watching.add(task)
         task.add_done_callback(self._watching.discard)
 
     async def _recheck(self, connection: Connection) -> None:
         try:
-            await self._check(connection, "tools/list_changed")
+            again = True
+            while again and self.blocked is None and connection is self._current:
+                self._recheck_again = False
+                await self._check(connection, "tools/list_changed")
+                again = self._recheck_again
         except BackendError as exc:
             _log.warning(
                 "upstream tools re-checked", extra={"proxy": self._label, "error": str(exc)}
