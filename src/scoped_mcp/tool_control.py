@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Sequence
+from contextlib import suppress
 from typing import Any
 
 import mcp_types
@@ -36,7 +37,9 @@ class SessionWatch(Middleware):
     ) -> Any:
         fastmcp_context = context.fastmcp_context
         if fastmcp_context is not None and fastmcp_context.request_context is not None:
-            self._sessions.add(fastmcp_context.session)
+            # Watching is best effort: it must never be what fails a request.
+            with suppress(TypeError, RuntimeError):
+                self._sessions.add(fastmcp_context.session)
         return await call_next(context)
 
     async def tools_changed(self) -> int:
