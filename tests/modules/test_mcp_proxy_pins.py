@@ -371,3 +371,22 @@ async def test_a_malformed_pin_file_stops_start_up_naming_file_and_line(tmp_path
     stderr = (setup.home / "stderr-agent-01.log").read_text()
     assert f"{setup.lock}:5: invalid pin file: modules.cat.search.sha256" in stderr
     assert setup.started() == []
+
+
+async def test_required_pins_refuse_an_allowlisted_tool_pinned_before_it_was_allowlisted(
+    tmp_path: Path,
+) -> None:
+    """A tool added to the allowlist after pinning has no pin: ``pins: required`` refuses to
+    start, naming it and the command that pins it."""
+    setup = Setup(tmp_path, pins="required")
+    full = setup.manifest.read_text()
+    setup.manifest.write_text(full.replace("        rug_pull: read\n", "", 1))
+    assert setup.pin().returncode == 0
+    setup.manifest.write_text(full)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the client sees the server exit
+        async with setup.serve() as server:
+            await server.tool_names()
+    stderr = (setup.home / "stderr-agent-01.log").read_text()
+    assert "mcp_proxy cat: no pin for 'rug_pull'; this module has pins: required" in stderr
+    assert "scoped-mcp pin --manifest" in stderr
+    assert setup.started() == []
