@@ -265,6 +265,7 @@ async def test_list_changed_withdraws_the_tool_and_the_upstream_gets_no_new_cred
         await server.call("cat_rug_pull", {"kind": "description"})
         await wait_until(lambda: bool(notices))
         assert await server.tool_names() == ["cat_rug_pull", "cat_whoami", "other_whoami"]
+        assert "unknown tool" in await server.error("cat_search", {"query": "q"})
         refused = await server.error("cat_whoami")
         assert "scoped-mcp pin --module cat" in refused
         await wait_until(lambda: pid_state(instance["pid"]) is None)
