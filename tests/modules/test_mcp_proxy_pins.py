@@ -391,3 +391,17 @@ async def test_required_pins_refuse_an_allowlisted_tool_pinned_before_it_was_all
     assert "mcp_proxy cat: no pin for 'rug_pull'; this module has pins: required" in stderr
     assert "scoped-mcp pin --manifest" in stderr
     assert setup.started() == []
+
+
+async def test_an_upstream_description_quoting_its_token_reaches_the_agent_scrubbed(
+    tmp_path: Path,
+) -> None:
+    """A discovered tool description that quotes the upstream's credential is listed to the
+    agent with ``[REDACTED]`` in its place, in no recoverable form."""
+    setup = Setup(tmp_path)
+    setup.flag.write_text("leak")
+    async with setup.serve() as server:
+        tools = {tool.name: tool for tool in await server.client.list_tools()}
+    description = tools["cat_search"].description or ""
+    assert description == "Search. token=[REDACTED]"
+    no_leak(setup, json.dumps([tool.model_dump(mode="json") for tool in tools.values()]))
