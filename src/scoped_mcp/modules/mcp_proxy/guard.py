@@ -57,7 +57,13 @@ class PinGuard:
 
         A malformed lock file always stops start-up, naming the file and line.
         """
-        found = pins.read(self._lock_file) if self._lock_file is not None else None
+        try:
+            found = pins.read(self._lock_file) if self._lock_file is not None else None
+        except pins.PinFileError as exc:
+            manifest = str(self._manifest) if self._manifest else "M"
+            run = f"scoped-mcp pin --manifest {manifest}"
+            exc.fix = f"correct that line, or delete the file and run `{run}`"
+            raise
         entry = None if found is None else found.get(self.key)
         if entry is None:
             where = "no pin file" if found is None else "no pins for this module in the pin file"
