@@ -24,12 +24,14 @@ import yaml
 
 from scoped_mcp.testing.harness import write_manifest
 from tests.fixtures.upstream_mcp import RUGPULL, SERVER, pid_state
+from tests.modules import test_mcp_proxy
 from tests.stdio.test_secret_leaks import leaks, make_secret
 from tests.support import ServerHandle, base_env, run_cli, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.stdio]
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 PROXY = "scoped_mcp.modules.mcp_proxy:McpProxyModule"
+web_upstream = test_mcp_proxy.http_upstream  # that file's fixture: a loopback HTTP upstream
 
 
 class Setup:
@@ -405,3 +407,34 @@ async def test_an_upstream_description_quoting_its_token_reaches_the_agent_scrub
     description = tools["cat_search"].description or ""
     assert description == "Search. token=[REDACTED]"
     no_leak(setup, json.dumps([tool.model_dump(mode="json") for tool in tools.values()]))
+
+
+async def test_an_http_upstream_is_pinned_and_served_through_the_same_path(
+    tmp_path: Path, web_upstream: Callable[[], str]
+) -> None:
+    """A streamable-HTTP upstream is pinned with its credential in the header, and the server
+    then registers its tools against those pins without a warning."""
+    setup = Setup(tmp_path)
+    config = {
+        "url": web_upstream(),
+        "headers": {"Authorization": "Bearer ${cred:UP_TOKEN}"},
+        "tools": {"whoami": "read"},
+        "pins": "required",
+    }
+    write_manifest(
+        setup.manifest,
+        {
+            "agent_type": "research",
+            "credentials": {"source": "file", "path": str(setup.secrets)},
+            "modules": {"web": {"type": PROXY, "mode": "read", "config": config}},
+        },
+    )
+    done = setup.pin()
+    assert done.returncode == 0, done.stderr
+    assert "The sha256 of the token this server was given" in done.stdout
+    async with setup.serve() as server:
+        assert await server.tool_names() == ["web_whoami"]
+        assert sha256(setup.token) in await text(server, "web_whoami")
+        assert mismatches(server) == []
+    assert "not pinned" not in server.stderr()
+    no_leak(setup, done.stdout, done.stderr, server.stderr())
