@@ -74,6 +74,7 @@ async def running_server(
     agent_type: str,
     extra_env: dict[str, str],
     home: Path,
+    client_options: dict[str, Any] | None = None,
 ) -> AsyncIterator[ServerHandle]:
     env = base_env(home, AGENT_ID=agent_id, AGENT_TYPE=agent_type, **extra_env)
     stderr_path = home / f"stderr-{agent_id}.log"
@@ -89,7 +90,7 @@ async def running_server(
             # server's stdin and waits for it to exit (shutdown, revocation, server_stop).
             keep_alive=False,
         )
-        async with Client(transport) as client:
+        async with Client(transport, **(client_options or {})) as client:
             yield ServerHandle(client=client, stderr_path=stderr_path, audit_path=audit_path)
 
 

@@ -91,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
         "secret_id_uses: limited)",
     )
     _add_audit_commands(commands)
+    pin = commands.add_parser(
+        "pin",
+        help="start each mcp_proxy upstream as serving would, show its allowlisted tools and "
+        "write their digests to <manifest stem>.pins.yml; exit 0 written, 1 an upstream failed "
+        "or lacks a tool, 2 configuration error",
+    )
+    pin.add_argument("--manifest", dest="pin_manifest", required=True)
+    pin.add_argument("--module", metavar="KEY", help="pin only this module (others keep theirs)")
     commands.add_parser(
         "zygote",
         help="run the fork server: import the framework once, start each agent by forking "
@@ -211,6 +219,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             environ=os.environ,
             options=options,
         )
+    if args.command == "pin":
+        from scoped_mcp.commands import pin
+
+        return pin.run(args.pin_manifest, module=args.module, environ=os.environ)
     if args.command == "zygote":
         from scoped_mcp.commands import zygote
 

@@ -362,10 +362,11 @@ class Pipeline:
         async def call_tool(arguments: dict[str, Any]) -> Any:
             return await self.run(binding, dict(arguments))
 
+        # A discovered definition is foreign text (an upstream's): scrubbed like a result.
         return PipelineTool(
             name=tool_name,
-            description=dynamic.description,
-            parameters=dict(dynamic.parameters),
+            description=self.redactor.scrub(dynamic.description),
+            parameters=self.redactor.scrub_value(dict(dynamic.parameters)),
             annotations=_annotations(dynamic.mode),
             guarded=call_tool,
         )

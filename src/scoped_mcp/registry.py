@@ -94,7 +94,9 @@ def _config(manifest: Manifest, key: str, spec: ModuleSpec, cls: type[ToolModule
     if cls.config_model is None:
         return dict(spec.config)
     try:
-        return cls.config_model.model_validate(spec.config, context={"base_dir": manifest.base_dir})
+        return cls.config_model.model_validate(
+            spec.config, context={"base_dir": manifest.base_dir, "manifest": manifest.source_path}
+        )
     except ValidationError as exc:
         where = manifest.source_path or manifest.base_dir
         raise ManifestError(

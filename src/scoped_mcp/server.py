@@ -43,6 +43,7 @@ from scoped_mcp.redaction import Redactor
 from scoped_mcp.stdio import StdioServer
 from scoped_mcp.telemetry import settings as telemetry_settings
 from scoped_mcp.telemetry.interface import Telemetry
+from scoped_mcp.tool_control import SessionWatch, ToolControl
 
 if TYPE_CHECKING:
     from scoped_mcp.http.bind import HttpServing
@@ -66,6 +67,7 @@ class Runtime:
     names: registry.ToolNames = field(default_factory=registry.ToolNames)
     telemetry: Telemetry | None = None
     planned: dict[str, registry.PlannedModule] = field(default_factory=dict)
+    sessions: SessionWatch = field(default_factory=SessionWatch)
 
     @property
     def tool_names(self) -> list[str]:
@@ -164,13 +166,14 @@ def _assemble(
         audit, redactor, limiter=limiter, on_exposed=ExposureResponder(broker, audit)
     )
     names = registry.ToolNames()
+    sessions = SessionWatch()
     mcp = FastMCP(
         name="scoped-mcp",
         version=__version__,
         instructions=f"Tools for agent {agent_ctx.agent_id} ({agent_ctx.agent_type}). "
         "Every resource is confined to this agent; every call is audited.",
         tools=_bind_tools(pipeline, instances, names),
-        middleware=[AuditBoundary(audit)],
+        middleware=[AuditBoundary(audit), sessions],
         mask_error_details=True,
         on_duplicate="error",
     )
@@ -184,6 +187,7 @@ def _assemble(
         telemetry=telemetry,
         planned={item.key: item for item in planned},
         pipeline=pipeline,
+        sessions=sessions,
     )
 
 
@@ -241,6 +245,10 @@ async def start_modules(runtime: Runtime) -> None:
     try:
         for key, module in runtime.modules:
             started.append((key, module))
+            control = ToolControl(
+                key=key, mcp=runtime.mcp, audit=runtime.audit, sessions=runtime.sessions
+            )
+            module.bind_server(control)
             try:
                 await module.startup()
             except ScopedMCPError:
@@ -252,7 +260,9 @@ async def start_modules(runtime: Runtime) -> None:
                     f"modules.{key}: startup failed ({type(exc).__name__})"
                 ) from None
             for dynamic in module.dynamic_tools():
-                _add_dynamic(runtime, key, module, dynamic)
+                name = _add_dynamic(runtime, key, module, dynamic)
+                if name is not None:
+                    control.registered[dynamic.name] = name
     except BaseException:
         # Only the modules that started are stopped; telemetry is left as a refused start leaves it.
         partial = replace(runtime, modules=started, telemetry=None)
@@ -260,12 +270,15 @@ async def start_modules(runtime: Runtime) -> None:
         raise
 
 
-def _add_dynamic(runtime: Runtime, key: str, module: ToolModule, dynamic: DynamicTool) -> None:
-    """Register one run-time tool if the module's mode allows it."""
+def _add_dynamic(
+    runtime: Runtime, key: str, module: ToolModule, dynamic: DynamicTool
+) -> str | None:
+    """Register one run-time tool if the module's mode allows it; the name it got."""
     name = registry.admit_dynamic(runtime.names, runtime.planned[key], dynamic)
     if name is None:
-        return
+        return None
     runtime.mcp.add_tool(runtime.pipeline.bind(module, dynamic, module_key=key, tool_name=name))
+    return name
 
 
 async def stop_modules(runtime: Runtime) -> None:

@@ -61,3 +61,17 @@ async def test_base64_blocks_holding_the_token_at_any_offset_are_scrubbed(
     assert "[REDACTED]" in text
     for alphabet in (b"+/", b"-_"):
         assert not recoverable(TOKEN.encode(), text, alphabet)
+
+
+async def test_image_and_resource_blocks_over_the_cap_are_refused(tmp_path: Path) -> None:
+    """The cap counts non-text content too: base64 image and embedded-resource blocks larger
+    than max_result_bytes fail with the size and the limit, and no part of them is sent."""
+    config = stdio_config(tools={"token_blobs": "read"}, max_result_bytes=50_000)
+    async with proxied(tmp_path, config) as (client, _):
+        with pytest.raises(ToolError) as raised:
+            await client.call_tool("up_token_blobs", {"prefix": "p" * 30_000})
+        fits = await client.call_tool("up_token_blobs", {"prefix": "p" * 1_000})
+    assert "result too large (" in str(raised.value)
+    assert "bytes, limit 50000)" in str(raised.value)
+    assert "cHBw" not in str(raised.value)  # base64 of "ppp": none of the blocks came along
+    assert 1_000 < sent_bytes(fits) < 50_000

@@ -12,6 +12,8 @@
     server_stop   why the server stopped
     audit_gap     the log could not be written for a while: since when, why, what was lost
     http_refused  an HTTP request refused before MCP saw it: client address, status, reason
+    tool_pin_mismatch  an upstream tool's definition differs from its pin: module, tool, the
+                  pinned and the listed digest, what happens (``withdrawn``, ``not registered``)
 
 Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
 processors (identity, timestamp, redaction, chain) turn it into a line.
@@ -33,6 +35,7 @@ CREDENTIAL_EXPOSED: Final = "credential_exposed"
 SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
 HTTP_REFUSED: Final = "http_refused"
+TOOL_PIN_MISMATCH: Final = "tool_pin_mismatch"
 OUTCOMES: Final = ("ok", "denied", "error")
 
 # Built once: json.dumps with keyword arguments constructs a new encoder on every call.
@@ -170,3 +173,20 @@ def server_stop(*, reason: str) -> Draft:
 def http_refused(*, client: str, status: int, reason: str) -> Draft:
     """An HTTP request refused at the gate (no token, wrong token, foreign Host or Origin)."""
     return Draft(HTTP_REFUSED, {"client": client, "status": status, "reason": reason})
+
+
+def tool_pin_mismatch(
+    *, module: str, tool: str, pinned: str | None, listed: str | None, action: str, when: str
+) -> Draft:
+    """An upstream tool no longer matches its pin (``listed`` is None when it is gone)."""
+    return Draft(
+        TOOL_PIN_MISMATCH,
+        {
+            "module": module,
+            "tool": tool,
+            "pinned_digest": pinned,
+            "listed_digest": listed,
+            "action": action,
+            "when": when,
+        },
+    )

@@ -11,13 +11,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.scoping import ScopeStrategy
+
+if TYPE_CHECKING:
+    from scoped_mcp.tool_control import ToolControl
 
 ToolMode = Literal["read", "write"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,6 +90,10 @@ class ToolModule:
         self.agent_ctx = agent_ctx
         self.credentials = credentials
         self.config = config
+
+    def bind_server(self, control: ToolControl) -> None:
+        """Called once before ``startup`` with the module's handle on the running server (its
+        registered tools, withdrawal, audit records); ignored by default."""
 
     async def startup(self) -> None:
         """Called once before the server answers; open clients or create directories here."""

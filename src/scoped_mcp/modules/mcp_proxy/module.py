@@ -13,7 +13,8 @@ credentials as files (``files:``, referenced as ``${file:NAME}`` in ``env`` or `
 
 Only the tools named under ``tools:`` exist for the agent, as ``{module}_{tool}``, each marked
 read or write and registered by the module's mode; one missing upstream stops start-up. Upstream
-results and error texts go through the same redaction as every tool's.
+results and error texts go through the same redaction as every tool's. Their definitions are
+checked against the operator's pins (``guard``, ``pins``).
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules._base import DynamicTool, ToolMode, ToolModule
+from scoped_mcp.modules.mcp_proxy import pins as pin_file
+from scoped_mcp.modules.mcp_proxy.guard import PinGuard, PinPolicy
 from scoped_mcp.modules.mcp_proxy.sandbox import SandboxConfig, parse_sandbox
 from scoped_mcp.modules.mcp_proxy.sandbox.launch import merged_env
 from scoped_mcp.modules.mcp_proxy.sandbox.runner import OFF_WARNING, Runner
 from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
 from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
+from scoped_mcp.tool_control import ToolControl
 
 CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
 FILE = re.compile(r"\$\{file:([A-Za-z0-9_][A-Za-z0-9_.-]{0,63})\}")
@@ -119,6 +123,12 @@ class McpProxyConfig(BaseModel):
         description="Credential files: NAME -> content with ${cred:KEY}; used as ${file:NAME}.",
     )
     _manifest_dir: Any = PrivateAttr(default=None)
+    pins: PinPolicy = Field(
+        default="warn",
+        description="Without pins for this module (scoped-mcp pin): warn at start-up, or "
+        "refuse to start (required). Tools that differ from their pins are always withdrawn.",
+    )
+    _manifest: Path | None = PrivateAttr(default=None)
 
     @field_validator("env")
     @classmethod
@@ -170,6 +180,17 @@ class McpProxyConfig(BaseModel):
         if parts.scheme == "http" and not _loopback(parts.hostname):
             raise ValueError("plain http is allowed only to a loopback address")
         return value
+
+    @model_validator(mode="after")
+    def _manifest_path(self, info: ValidationInfo) -> McpProxyConfig:
+        manifest = (info.context or {}).get("manifest")
+        self._manifest = manifest if isinstance(manifest, Path) else None
+        return self
+
+    @property
+    def manifest(self) -> Path | None:
+        """The manifest this block came from (its pin file lies beside it), when known."""
+        return self._manifest
 
     @model_validator(mode="after")
     def _one_upstream(self, info: ValidationInfo) -> McpProxyConfig:
@@ -246,21 +267,60 @@ class McpProxyModule(ToolModule):
             label=self._label,
             manifest_dir=self.cfg.manifest_dir,
         )
+        self._control: ToolControl | None = None
+        self.guard: PinGuard | None = None
 
-    async def startup(self) -> None:
-        """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps."""
-        if self.cfg.command is not None:
-            await self.runner.start()
-        upstream = Upstream(
+    def bind_server(self, control: ToolControl) -> None:
+        self._control = control
+
+    def _new_upstream(self, verify: bool) -> Upstream:
+        return Upstream(
             connect=self._connect,
             fingerprint=self._fingerprint,
             start_seconds=self.cfg.start_timeout,
             call_seconds=self.cfg.call_timeout,
             label=self._label,
+            verify=self.guard.verify if verify and self.guard is not None else None,
         )
+
+    async def list_upstream(self) -> list[mcp_types.Tool]:
+        """Start the upstream exactly as serving would, list its tools, stop it (``pin``)."""
+        if self.cfg.command is not None:
+            await self.runner.start()
+        upstream = self._new_upstream(verify=False)
+        try:
+            return await upstream.start()
+        except (UpstreamFailed, BackendError) as exc:
+            raise ModuleLoadError(f"mcp_proxy: {exc}") from None
+        finally:
+            await upstream.close()
+            await self.runner.close()
+
+    async def startup(self) -> None:
+        """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps.
+
+        Tools that differ from their pins are left out, and the upstream is stopped for good.
+        """
+        key = self._control.key if self._control is not None else self._label
+        manifest = self.cfg.manifest
+        self.guard = PinGuard(
+            key=key,
+            allowlist=list(self.cfg.tools),
+            policy=self.cfg.pins,
+            lock_file=pin_file.lock_path(manifest) if manifest is not None else None,
+            manifest=manifest,
+            control=self._control,
+        )
+        self.guard.load()
+        if self.cfg.command is not None:
+            await self.runner.start()
+        upstream = self._new_upstream(verify=True)
         try:
             listed = await upstream.start()
             self._tools = self._allowlisted(listed)
+            if await self.guard.verify(listed, "start-up") is not None:
+                upstream.block(self.guard.refusal())
+                self._tools = [t for t in self._tools if t.name not in self.guard.mismatched]
         except BaseException as exc:
             await upstream.close()
             await self.runner.close()
