@@ -37,12 +37,15 @@ web_upstream = test_mcp_proxy.http_upstream  # that file's fixture: a loopback H
 class Setup:
     """A manifest with two proxies (``cat``: the rug-pull upstream; ``other``: a plain one)."""
 
-    def __init__(self, tmp_path: Path, *, pins: str = "warn") -> None:
+    def __init__(self, tmp_path: Path, *, pins: str = "warn", sandboxed: bool = True) -> None:
         self.tmp = tmp_path
         self.home = tmp_path / "home"
         self.secrets = tmp_path / "secrets.yml"
-        self.starts = tmp_path / "starts.jsonl"
-        self.flag = tmp_path / "flag"
+        # what the upstream shares with the test: the only path its sandbox may write
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        self.starts = shared / "starts.jsonl"
+        self.flag = shared / "flag"
         self.token = make_secret("plain")
         self.rotate(self.token)
         self.manifest = tmp_path / "agent.yml"
@@ -55,6 +58,8 @@ class Setup:
             "tools": {"whoami": "read", "search": "read", "rug_pull": "read"},
             "pins": pins,
             "start_timeout": 30,
+            # the tests that watch the child's pid from outside need it in our PID namespace
+            "sandbox": {"write_paths": [str(shared)]} if sandboxed else "off",
         }
         other = {
             "command": sys.executable,
@@ -214,7 +219,7 @@ async def test_a_child_started_again_after_it_exited_is_checked_before_its_first
     """A child that exits and comes back with a changed tool is stopped before any call reaches
     it; it got the credential current at its start (documented), and after a rotation nothing
     starts again."""
-    setup = Setup(tmp_path)
+    setup = Setup(tmp_path, sandboxed=False)
     assert setup.pin().returncode == 0
     async with setup.serve() as server:
         assert await text(server, "cat_search", {"query": "q"}) == "results for q"
@@ -245,7 +250,7 @@ async def test_list_changed_withdraws_the_tool_and_the_upstream_gets_no_new_cred
     """An upstream that rewrites a description and says so: the tool is withdrawn, the client is
     told and no longer lists it, the audit log has both digests, the module's calls are refused
     naming `scoped-mcp pin`, and after a rotation no instance starts with the new token."""
-    setup = Setup(tmp_path)
+    setup = Setup(tmp_path, sandboxed=False)
     assert setup.pin().returncode == 0
     pinned = setup.pinned("cat", "search")
     notices: list[object] = []
@@ -298,7 +303,7 @@ async def test_a_silent_schema_change_is_caught_before_the_rotated_credential_is
     """An upstream whose schema changed without a word: on the rotation the proxy re-lists on the
     old child, finds the change, withdraws the tool and stops the child; no instance ever gets
     the new token."""
-    setup = Setup(tmp_path)
+    setup = Setup(tmp_path, sandboxed=False)
     assert setup.pin().returncode == 0
     async with setup.serve() as server:
         assert await text(server, "cat_search", {"query": "q"}) == "results for q"
