@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from scoped_mcp.approvals.config import ApprovalsSpec
 from scoped_mcp.errors import ManifestError
 
 Mode = Literal["read", "write"]
@@ -203,6 +204,7 @@ class Manifest(StrictModel):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     telemetry: TelemetrySpec | None = None
     serve: ServeSpec = Field(default_factory=ServeSpec)
+    approvals: ApprovalsSpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("modules")

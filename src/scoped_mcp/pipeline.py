@@ -95,7 +95,8 @@ class Call:
     the body receives (scoped). ``outcome``, ``error`` and ``error_type`` are what the audit record
     says; until the body has returned the call has not succeeded, so a cancellation (client
     cancel, shutdown), which no ``except Exception`` sees, is never audited as ``ok``. ``begun``:
-    its ``call_start`` record is written, so the body may have run.
+    its ``call_start`` record is written, so the body may have run. ``approval``: the id of the
+    approval request that let it through, named in both of its records.
     """
 
     binding: Binding
@@ -106,6 +107,7 @@ class Call:
     error: str | None = "cancelled before completion"
     error_type: str | None = "Cancelled"
     begun: bool = False
+    approval: str | None = None
     _digest: dict[str, Any] | None = None
 
     @property
@@ -118,6 +120,12 @@ class Call:
 
 Proceed = Callable[[], Awaitable[Any]]
 Step = Callable[["Pipeline", Call, Proceed], Awaitable[Any]]
+
+
+class ApprovalHold(typing.Protocol):
+    """What ``await_approval`` needs of the approval gate (``approvals.gate.ApprovalGate``)."""
+
+    async def hold(self, pipeline: Pipeline, call: Call, proceed: Proceed) -> Any: ...
 
 
 def _short(text: str) -> str:
@@ -157,6 +165,7 @@ def _record_end(pipeline: Pipeline, call: Call) -> None:
                 error=call.error,
                 error_type=call.error_type,
                 args=call.digest,
+                approval=call.approval,
             )
         )
     except AuditUnavailable as exc:
@@ -210,12 +219,26 @@ async def resolve_scopes(pipeline: Pipeline, call: Call, proceed: Proceed) -> An
     return await proceed()
 
 
+async def await_approval(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Hold a call an approval rule selects until a human decides (``approvals/gate.py``).
+
+    Without ``approvals:`` in the manifest this is one attribute test.
+    """
+    if pipeline.approvals is None:
+        return await proceed()
+    return await pipeline.approvals.hold(pipeline, call, proceed)
+
+
 async def write_ahead(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Write the call's ``call_start`` record; a call that cannot be recorded does not run."""
     binding = call.binding
     pipeline.audit.write(
         records.call_start(
-            module=binding.module_key, tool=binding.tool_name, mode=binding.mode, args=call.digest
+            module=binding.module_key,
+            tool=binding.tool_name,
+            mode=binding.mode,
+            args=call.digest,
+            approval=call.approval,
         )
     )
     call.begun = True
@@ -232,6 +255,7 @@ STEPS: tuple[Step, ...] = (
     map_errors,
     scrub_result,
     resolve_scopes,
+    await_approval,
     write_ahead,
     run_body,
 )
@@ -243,13 +267,19 @@ class Pipeline:
     """Builds the registered tools of one server, each running every call through ``steps``."""
 
     def __init__(
-        self, audit: AuditLog, redactor: Redactor, *, steps: Sequence[Step] = STEPS
+        self,
+        audit: AuditLog,
+        redactor: Redactor,
+        *,
+        steps: Sequence[Step] = STEPS,
+        approvals: ApprovalHold | None = None,
     ) -> None:
         if not steps or steps[-1] is not run_body:
             raise ValueError("a pipeline's last step must be run_body")
         self.audit = audit
         self.redactor = redactor
         self.steps = tuple(steps)
+        self.approvals = approvals
 
     async def run(self, binding: Binding, arguments: dict[str, Any]) -> Any:
         """Run one call of ``binding`` through every step."""

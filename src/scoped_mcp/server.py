@@ -42,6 +42,7 @@ from scoped_mcp.telemetry import settings as telemetry_settings
 from scoped_mcp.telemetry.interface import Telemetry
 
 if TYPE_CHECKING:
+    from scoped_mcp.approvals.gate import ApprovalGate
     from scoped_mcp.http.bind import HttpServing
 
 _log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Runtime:
     names: registry.ToolNames = field(default_factory=registry.ToolNames)
     telemetry: Telemetry | None = None
     planned: dict[str, registry.PlannedModule] = field(default_factory=dict)
+    approvals: ApprovalGate | None = None
 
     @property
     def tool_names(self) -> list[str]:
@@ -92,6 +94,10 @@ def build(
         from scoped_mcp.http.token import token_plans
 
         plans = {**plans, **token_plans(manifest, agent_ctx, catalog)}
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import channel_plans
+
+        plans = {**plans, **channel_plans(manifest, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),
         manifest.credentials.settings,
@@ -155,7 +161,15 @@ def _assemble(
         return ModuleCredentials(broker, key, optional)
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
-    pipeline = Pipeline(audit, redactor)
+    approvals: ApprovalGate | None = None
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import build_gate
+
+        approvals = build_gate(
+            manifest, agent_ctx, environ, planned=planned, plans=plans, audit=audit,
+            redactor=redactor, broker=broker,
+        )  # fmt: skip
+    pipeline = Pipeline(audit, redactor, approvals=approvals)
     names = registry.ToolNames()
     mcp = FastMCP(
         name="scoped-mcp",
@@ -177,6 +191,7 @@ def _assemble(
         telemetry=telemetry,
         planned={item.key: item for item in planned},
         pipeline=pipeline,
+        approvals=approvals,
     )
 
 
@@ -306,6 +321,8 @@ async def serve_stdio(
         group.start_soon(watch_signals)
         async with anyio.create_task_group() as inner:
             inner.start_soon(runtime.broker.maintain)
+            if runtime.approvals is not None:
+                await inner.start(runtime.approvals.serve)
             await transport.serve()
             inner.cancel_scope.cancel()
         group.cancel_scope.cancel()
