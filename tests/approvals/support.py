@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -18,8 +19,13 @@ AGENT_TYPE = "gated"
 
 
 def runtime_dir(tmp_path: Path) -> Path:
-    """A private XDG_RUNTIME_DIR (0700), as systemd makes /run/user/UID."""
-    path = tmp_path / "run"
+    """A private XDG_RUNTIME_DIR (0700) for one test, as systemd makes /run/user/UID.
+
+    Directly under /tmp: a unix socket path has at most 107 bytes, and pytest's own directories
+    are deep. The conftest removes it after the test.
+    """
+    digest = hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12]
+    path = Path("/tmp") / f"smcp-rt-{digest}"
     path.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
