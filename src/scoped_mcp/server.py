@@ -95,8 +95,9 @@ def build(
 
         plans = {**plans, **token_plans(manifest, agent_ctx, catalog)}
     if manifest.approvals is not None:
-        from scoped_mcp.approvals.build import channel_plans
+        from scoped_mcp.approvals.build import channel_plans, check_startup
 
+        check_startup(manifest, planned, environ)
         plans = {**plans, **channel_plans(manifest, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),

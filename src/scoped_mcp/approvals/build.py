@@ -101,6 +101,14 @@ def check_rules(manifest: Manifest, planned: Sequence[PlannedModule]) -> None:
             )
 
 
+def check_startup(
+    manifest: Manifest, planned: Sequence[PlannedModule], environ: Mapping[str, str]
+) -> None:
+    """Everything that can refuse start-up, checked before anything is opened."""
+    check_rules(manifest, planned)
+    paths.socket_dir(environ, create=True)
+
+
 def per_call_keys(
     manifest: Manifest,
     planned: Sequence[PlannedModule],
@@ -128,13 +136,11 @@ def build_gate(
     redactor: Redactor,
     broker: CredentialBroker,
 ) -> ApprovalGate:
-    """The gate of one server; ``ConfigError`` if the control socket directory is unusable."""
+    """The gate of one server (``check_startup`` has passed)."""
     from scoped_mcp.approvals.gate import ApprovalGate
     from scoped_mcp.approvals.store import Store
 
     spec = _spec(manifest)
-    check_rules(manifest, planned)
-    paths.socket_dir(environ, create=True)
     broker.lease_per_call(per_call_keys(manifest, planned, plans))
     return ApprovalGate(
         rules=Rules(spec),
