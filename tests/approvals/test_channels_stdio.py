@@ -122,17 +122,29 @@ async def test_ntfy_gets_one_notification_per_request(tmp_path: Path) -> None:
             args = {"path": "n.txt", "content": "notify me"}
             first = await server.error(WRITE, args)
             repeat = await server.error(WRITE, args)
+            # Arguments carrying a released secret (the token, sent with the first message)
+            # reach the approvers scrubbed: in the notification and in the CLI's view.
+            leaky = await server.error(WRITE, {"path": "l.txt", "content": f"x {NTFY_TOKEN} y"})
+            leaky_id = leaky.split("pending approval ", 1)[1].split(";", 1)[0]
+            shown = cli(tmp_path, "show", leaky_id)
             records = server.audit_records()
             stderr = server.stderr()
     request_id = first.split("pending approval ", 1)[1].split(";", 1)[0]
     assert request_id in repeat
-    (message,) = service.messages  # the repeat waited on the same request: no second message
+    # The repeat waited on the same request: one message for it, one for the leaky call.
+    message, scrubbed = service.messages
+    assert leaky_id in scrubbed["message"]
+    assert '"content": "x [REDACTED] y"' in scrubbed["message"]
+    assert shown.returncode == 0, shown.stderr
+    assert leaky_id in shown.stdout
+    for where in (scrubbed["message"], scrubbed["title"], shown.stdout, leaky):
+        assert_clean(where, [NTFY_TOKEN])
     assert message["topic"] == f"approvals-{AGENT_ID}"
     assert message["title"] == f"Approval {request_id}: {WRITE}"
     assert f"scoped-mcp approvals approve {request_id}" in message["message"]
     assert '"content": "notify me"' in message["message"]
     assert message["priority"] == 4
-    (requested,) = events(records, "approval_requested")
+    requested, _second = events(records, "approval_requested")
     assert requested["channels"] == ["cli", "ntfy"]
     assert requested["failed"] == []
     recorded = " ".join(f"{r.target} {r.headers} {r.body!r}" for r in ntfy.requests)
