@@ -19,6 +19,7 @@ from scoped_mcp.identity import AgentContext
 from scoped_mcp.server import build
 from tests.approvals.support import AGENT_ID, AGENT_TYPE, filesystem_manifest, server_env
 from tests.contract_support import INITIALIZED, call, child_env, initialize
+from tests.support import base_env, run_cli
 
 RULE = {"tools": ["filesystem_write_file"]}
 
@@ -129,3 +130,21 @@ def test_a_manifest_without_approvals_loads_only_the_config_model(tmp_path: Path
     assert '"id": 2' in done.stdout or '"id":2' in done.stdout
     [line] = [x for x in done.stderr.splitlines() if x.startswith("LOADED=")]
     assert line == "LOADED=scoped_mcp.approvals,scoped_mcp.approvals.config"
+
+
+def test_a_missing_channel_key_is_named_by_creds_check_and_stops_start_up(
+    tmp_path: Path,
+) -> None:
+    """Channel keys are preflighted like a module's: creds check and start-up name NTFY_URL."""
+    approvals = {"channels": {"ntfy": {"topic": "a-{agent_id}"}}, "rules": [RULE]}
+    audit = {"path": str(tmp_path / "audit.jsonl")}
+    path, _root = filesystem_manifest(tmp_path, approvals, audit=audit)
+    identity = {"AGENT_ID": AGENT_ID, "AGENT_TYPE": AGENT_TYPE}
+    env = base_env(tmp_path / "home", **identity, **server_env(tmp_path))
+    checked = run_cli("creds", "check", "--manifest", str(path), env=env)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert "NTFY_URL" in checked.stdout
+    assert "approvals.ntfy" in checked.stdout
+    started = run_cli("--manifest", str(path), env=env)
+    assert started.returncode == 2
+    assert "NTFY_URL (module approvals.ntfy, source env:NTFY_URL): missing" in started.stderr

@@ -116,6 +116,10 @@ def collect(
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
     plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import channel_plans
+
+        plans = {**plans, **channel_plans(manifest, ctx, catalog)}
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
