@@ -48,12 +48,13 @@ def _bot_request_text(synapse: Synapse, request_id: str, timeout: float = 30) ->
 
 
 async def test_matrix_approval_from_a_listed_sender_only(synapse: Synapse, tmp_path: Path) -> None:
-    """Posted to the room; mallory's "approve" is ignored, alice's runs the call once."""
+    """Posted to the room; mallory's and the bot's "approve" are ignored; alice's runs the call."""
     approvals = {
         "wait": 60,
         "lifetime": 120,
         "channels": {"matrix": {"room": synapse.room, "poll_seconds": 1}},
-        "approvers": {"cli": False, "matrix": [synapse.user_id("alice")]},
+        # The bot listed too, as an operator might by mistake: its own messages never count.
+        "approvers": {"cli": False, "matrix": [synapse.user_id("alice"), synapse.user_id("bot")]},
         "rules": [{"tools": [WRITE]}],
     }
     manifest, root = filesystem_manifest(tmp_path, approvals)
@@ -67,10 +68,11 @@ async def test_matrix_approval_from_a_listed_sender_only(synapse: Synapse, tmp_p
         seen["request"] = request
         seen["posted"] = _bot_request_text(synapse, request["id"])
         synapse.say("mallory", f"approve {request['id']}")
+        synapse.say("bot", f"approve {request['id']}")
         # The CLI may not decide this rule (approvers.cli is false).
         refused = cli(tmp_path, "approve", request["id"])
         seen["cli"] = (refused.returncode, refused.stderr)
-        time.sleep(3)  # several /sync polls: mallory's answer has been read and ignored
+        time.sleep(3)  # several /sync polls: those answers have been read and ignored
         seen["after_mallory"] = wait_for_request(tmp_path, WRITE)["state"]
         synapse.say("alice", f"approve {request['id']}")
 

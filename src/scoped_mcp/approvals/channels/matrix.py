@@ -7,7 +7,7 @@ in time (``poll_seconds`` plus ``timeout_s``), in size (``max_response_bytes``) 
 (``TIMELINE_LIMIT`` a poll). The first sync only takes the position, so messages older than the
 server are never read. A message counts when its body is exactly ``approve ID`` or
 ``deny ID [reason]`` and its sender (authenticated by the homeserver) is listed in the request's
-rule; every other message is ignored.
+rule, and is not the bot's own account; every other message is ignored.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import quote
 import anyio
 
 from scoped_mcp.approvals.channels import message
+from scoped_mcp.approvals.config import MATRIX_USER
 from scoped_mcp.approvals.config import MatrixChannel as MatrixSpec
 from scoped_mcp.approvals.errors import DecisionRefused
 from scoped_mcp.credentials.view import CredentialView
@@ -103,6 +104,7 @@ class MatrixChannel:
         )
         self._sync = HttpService("matrix", auth, limits)
         self._open = False
+        self._own_id: str | None = None
 
     def __repr__(self) -> str:
         return f"MatrixChannel({self._spec.room!r})"
@@ -128,6 +130,7 @@ class MatrixChannel:
     async def serve(self, gate: ApprovalGate) -> None:
         """Poll /sync until cancelled, applying answers; failures back off, never stop it."""
         await self._ensure_open()
+        await self._learn_own_id()
         since: str | None = None
         failures = 0
         while True:
@@ -148,6 +151,19 @@ class MatrixChannel:
             else:
                 await anyio.sleep(BACKOFF[0])
 
+    async def _learn_own_id(self) -> None:
+        """The bot's own user id (``/account/whoami``): its messages never count, even if an
+        operator listed it as an approver. Unknown if the homeserver does not say."""
+        try:
+            answer = await self._sync.call("GET", f"{API}/account/whoami")
+        except ToolCallError as exc:
+            _log.warning("matrix whoami failed", extra={"error": exc.message})
+            return
+        body = answer.json() if answer.ok else None
+        user = body.get("user_id") if isinstance(body, dict) else None
+        if isinstance(user, str) and MATRIX_USER.fullmatch(user):
+            self._own_id = user
+
     async def _poll(self, since: str | None) -> Any:
         timeout_ms = 0 if since is None else int(self._spec.poll_seconds * 1000)
         query = f"timeout={timeout_ms}&filter={quote(sync_filter(self._spec.room), safe='')}"
@@ -160,6 +176,8 @@ class MatrixChannel:
 
     def _apply(self, gate: ApprovalGate, body: Any) -> None:
         for sender, op, request_id, reason in answers(body, self._spec.room):
+            if sender == self._own_id:
+                continue
             try:
                 gate.decide(request_id, op, channel="matrix", approver=sender, reason=reason)
             except DecisionRefused as exc:
