@@ -8,7 +8,8 @@
 * ``per_call_keys``: the keys only approval-gated tools can use. A module's keys qualify when every
   tool the manifest gives it (its static ``@tool`` methods in its mode and the dynamic tools its
   config names) is selected by a rule; a module with any ungated tool shares its keys with calls
-  nobody approved, so they stay in the ordinary cache.
+  nobody approved, so they stay in the ordinary cache; so do the keys of a module with run-time
+  (dynamic) tools, whose upstream is handed its credential at start-up (``mcp_proxy``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def per_call_keys(
     rules = Rules(_spec(manifest))
     keys: set[tuple[str, str]] = set()
     for item in planned:
+        if item.configured:
+            # Its run-time tools come from a long-lived upstream that is given its credential at
+            # start-up (mcp_proxy): no per-call lease can serve it.
+            continue
         tools = _tools_of(item)
         gated = all(rules.match(module=item.key, tool=n, mode=m) for n, m in tools)
         if tools and gated:

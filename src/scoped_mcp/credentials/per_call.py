@@ -45,7 +45,10 @@ def _scope_for(plan: KeyPlan) -> CallScope:
     scope = _SCOPE.get()
     if scope is None:
         raise CredentialError(
-            f"{plan.key} is leased per approved call and cannot be read outside one"
+            f"{plan.key} is leased per approved call (every tool of module {plan.module!r} is "
+            "under an approval rule) and cannot be read outside one, e.g. at start-up",
+            fix="a module that needs its credential before any call cannot have all its tools "
+            "gated: leave one ungated, or give the key to a module that reads it per call",
         )
     return scope
 
