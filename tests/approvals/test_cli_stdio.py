@@ -117,6 +117,10 @@ async def test_pending_then_repeat_runs_once(tmp_path: Path) -> None:
             f"pending approval {request['id']}; repeat the same call after it is approved"
         )
         assert not (root / "later.txt").exists()
+        listed = cli(tmp_path, "list")
+        assert listed.returncode == 0, listed.stderr
+        assert f"{request['id']}  pending   {AGENT_ID}  {WRITE}" in listed.stdout
+        assert '"content": "after approval"' in listed.stdout
         # A call with other arguments never matches the request.
         other = await server.error(WRITE, {**args, "content": "changed"})
         assert request["id"] not in other

@@ -29,6 +29,7 @@ from tests.approvals.support import (
 )
 from tests.contract_support import FIXTURES
 from tests.postgres.conftest import Database
+from tests.services.checks import assert_clean
 from tests.services.fake_http import Recorded, Reply, serve_http
 from tests.support import running_server
 
@@ -155,8 +156,8 @@ async def test_credential_leased_for_the_approved_call_only(
     assert calls[1]["approval"] == approved[0]["approval"]
     issued = postgres.issued_credentials().items() - before.items()
     ((_user, password),) = issued
-    for text in (stderr, json.dumps(records)):
-        assert password not in text
+    for text in (stderr, json.dumps(records), denial):
+        assert_clean(text, [password])
         assert user not in text
 
 
