@@ -148,3 +148,15 @@ def test_a_missing_channel_key_is_named_by_creds_check_and_stops_start_up(
     started = run_cli("--manifest", str(path), env=env)
     assert started.returncode == 2
     assert "NTFY_URL (module approvals.ntfy, source env:NTFY_URL): missing" in started.stderr
+
+
+def test_manifest_validate_checks_the_rules_against_the_tools(tmp_path: Path) -> None:
+    """``manifest validate`` refuses a rule that selects no tool, as start-up does."""
+    path, _root = filesystem_manifest(tmp_path, {"rules": [{"tools": ["filesytem_*"]}]})
+    done = run_cli("manifest", "validate", str(path), env=base_env(tmp_path / "home"))
+    assert done.returncode == 2
+    assert "approvals.rules.0: selects no tool of this manifest" in done.stderr
+    good, _root = filesystem_manifest(tmp_path, {"rules": [RULE]})
+    assert (
+        run_cli("manifest", "validate", str(good), env=base_env(tmp_path / "home")).returncode == 0
+    )
