@@ -97,7 +97,7 @@ def build(
     if manifest.approvals is not None:
         from scoped_mcp.approvals.build import channel_plans, check_startup
 
-        check_startup(manifest, planned, environ)
+        check_startup(manifest, planned, environ, agent_ctx)
         plans = {**plans, **channel_plans(manifest, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),

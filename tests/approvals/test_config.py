@@ -83,7 +83,8 @@ def build_error(tmp_path: Path, approvals: dict[str, Any], env: dict[str, str]) 
 
 
 def test_rules_are_checked_against_the_tools_and_the_runtime_dir(tmp_path: Path) -> None:
-    """A rule selecting no tool, an unknown module, or no runtime directory stops start-up."""
+    """A rule selecting no tool, an unknown module, an ntfy topic too long once expanded, or no
+    runtime directory stops start-up."""
     env = server_env(tmp_path)
     nothing = build_error(tmp_path, {"rules": [{"tools": ["filesytem_*"]}]}, env)
     assert "approvals.rules.0: selects no tool of this manifest" in nothing
@@ -91,6 +92,10 @@ def test_rules_are_checked_against_the_tools_and_the_runtime_dir(tmp_path: Path)
     unknown = build_error(tmp_path, {"rules": [{"modules": ["sqlite"]}]}, env)
     assert "approvals.rules.0.modules: 'sqlite' is not a module of this manifest" in unknown
     assert "fix: use one of: filesystem" in unknown
+    long_topic = {"channels": {"ntfy": {"topic": "x" * 60 + "-{agent_id}"}}, "rules": [RULE]}
+    too_long = build_error(tmp_path, long_topic, env)
+    assert "approvals.channels.ntfy.topic:" in too_long
+    assert "longer than 64 characters for agent 'gated-01'" in too_long
     no_dir = build_error(tmp_path, {"rules": [RULE]}, {})
     assert "approvals: the control socket needs a private runtime directory" in no_dir
     assert "fix: set XDG_RUNTIME_DIR" in no_dir

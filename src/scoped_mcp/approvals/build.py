@@ -103,10 +103,23 @@ def check_rules(manifest: Manifest, planned: Sequence[PlannedModule]) -> None:
 
 
 def check_startup(
-    manifest: Manifest, planned: Sequence[PlannedModule], environ: Mapping[str, str]
+    manifest: Manifest,
+    planned: Sequence[PlannedModule],
+    environ: Mapping[str, str],
+    agent_ctx: AgentContext,
 ) -> None:
     """Everything that can refuse start-up, checked before anything is opened."""
     check_rules(manifest, planned)
+    ntfy = _spec(manifest).channels.ntfy
+    if ntfy is not None:
+        from scoped_mcp.modules.ntfy import TOPIC
+
+        if not TOPIC.fullmatch(agent_ctx.expand(ntfy.topic)):
+            raise ManifestError(
+                f"approvals.channels.ntfy.topic: {ntfy.topic!r} gives a topic longer than 64 "
+                f"characters for agent {agent_ctx.agent_id!r}",
+                fix="shorten the template; ntfy topics are at most 64 characters",
+            )
     paths.socket_dir(environ, create=True)
 
 
