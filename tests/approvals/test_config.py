@@ -6,6 +6,7 @@ loads nothing of the approvals package but its config model.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from scoped_mcp import manifest as manifest_file
 from scoped_mcp.errors import ConfigError, ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.server import build
+from scoped_mcp.testing.harness import write_manifest
 from tests.approvals.support import AGENT_ID, AGENT_TYPE, filesystem_manifest, server_env
 from tests.contract_support import INITIALIZED, call, child_env, initialize
 from tests.support import base_env, run_cli
@@ -124,7 +126,7 @@ def test_a_manifest_without_approvals_loads_only_the_config_model(tmp_path: Path
     messages = [initialize(), INITIALIZED, call(2, "filesystem_list_dir", path=".")]
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "--manifest", str(path)],
-        input="".join(__import__("json").dumps(m) + "\n" for m in messages),
+        input="".join(json.dumps(m) + "\n" for m in messages),
         env=child_env(tmp_path / "home", AGENT_ID=AGENT_ID, AGENT_TYPE=AGENT_TYPE),
         capture_output=True,
         text=True,
@@ -165,3 +167,39 @@ def test_manifest_validate_checks_the_rules_against_the_tools(tmp_path: Path) ->
     assert (
         run_cli("manifest", "validate", str(good), env=base_env(tmp_path / "home")).returncode == 0
     )
+
+
+def test_a_gated_key_read_at_start_up_stops_the_server_saying_why(tmp_path: Path) -> None:
+    """Every tool of the module gated: its keys are per-call, so reading one in startup fails
+    start-up with the reason and the fix, and no value is read."""
+    data = {
+        "agent_type": AGENT_TYPE,
+        "modules": {
+            "pgheld": {
+                "type": "db_modules.pgheld:PgHeldModule",
+                "mode": "write",
+                "config": {"port": 9, "read_at_startup": True},
+            }
+        },
+        "audit": {"path": str(tmp_path / "audit.jsonl")},
+        "approvals": {"rules": [{"modules": ["pgheld"]}]},
+    }
+    path = write_manifest(tmp_path / "startup-read.yml", data)
+    env = child_env(
+        tmp_path / "home",
+        AGENT_ID=AGENT_ID,
+        AGENT_TYPE=AGENT_TYPE,
+        PG_USER="startup-user-value",
+        PG_PASSWORD="startup-password-value",
+        **server_env(tmp_path),
+    )
+    done = run_cli("--manifest", str(path), env=env)
+    assert done.returncode == 2
+    assert "PG_USER is leased per approved call (every tool of module 'pgheld'" in done.stderr
+    assert "cannot be read outside one, e.g. at start-up" in done.stderr
+    assert "fix: a module that needs its credential before any call" in done.stderr
+    assert "startup-user-value" not in done.stderr
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines if line]
+    # The audit log was open (a read would have written a "fetched" record): none was.
+    assert [r for r in records if r.get("event") == "credential"] == []
