@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     pin.add_argument("--manifest", dest="pin_manifest", required=True)
     pin.add_argument("--module", metavar="KEY", help="pin only this module (others keep theirs)")
+    _add_approvals_commands(commands)
     commands.add_parser(
         "zygote",
         help="run the fork server: import the framework once, start each agent by forking "
@@ -139,6 +140,25 @@ def _add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     tail.add_argument("--event", help="only this event (tool_call, credential, ...)")
     tail.add_argument("-n", type=int, default=20, dest="count", help="how many (0: all; 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+
+
+def _add_approvals_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    approvals = commands.add_parser(
+        "approvals", help="decide the approval requests of this user's running servers"
+    )
+    actions = approvals.add_subparsers(dest="approvals_command", required=True)
+    listing = actions.add_parser("list", help="the requests waiting, on every running server")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    for name, text in (
+        ("show", "one request in full"),
+        ("approve", "approve a request: the identical call may then run once"),
+        ("deny", "deny a request: the call is refused with the reason"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("request_id", metavar="ID")
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "deny":
+            action.add_argument("--reason", help="told to the agent and written to the audit log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,6 +247,16 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from scoped_mcp.commands import zygote
 
         return zygote.run(os.environ)
+    if args.command == "approvals":
+        from scoped_mcp.commands import approvals
+
+        return approvals.run(
+            args.approvals_command,
+            getattr(args, "request_id", None),
+            reason=getattr(args, "reason", None),
+            as_json=args.json,
+            environ=os.environ,
+        )
     if args.command == "audit" and args.audit_command == "verify":
         from scoped_mcp.commands import audit_verify
 

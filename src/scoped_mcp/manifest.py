@@ -25,6 +25,7 @@ from pydantic import (
     field_validator,
 )
 
+from scoped_mcp.approvals.config import ApprovalsSpec
 from scoped_mcp.errors import ManifestError
 from scoped_mcp.limits.config import RateLimitsField, RateLimitsSpec
 
@@ -205,6 +206,7 @@ class Manifest(StrictModel):
     telemetry: TelemetrySpec | None = None
     serve: ServeSpec = Field(default_factory=ServeSpec)
     rate_limits: RateLimitsField = Field(default_factory=RateLimitsSpec)
+    approvals: ApprovalsSpec | None = None
     source_path: Path | None = Field(default=None, exclude=True)
 
     @field_validator("modules")

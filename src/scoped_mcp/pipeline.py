@@ -101,7 +101,8 @@ class Call:
     the body receives (scoped). ``outcome``, ``error`` and ``error_type`` are what the audit record
     says; until the body has returned the call has not succeeded, so a cancellation (client
     cancel, shutdown), which no ``except Exception`` sees, is never audited as ``ok``. ``begun``:
-    its ``call_start`` record is written, so the body may have run.
+    its ``call_start`` record is written, so the body may have run. ``approval``: the id of the
+    approval request that let it through, named in both of its records.
     """
 
     binding: Binding
@@ -113,6 +114,7 @@ class Call:
     error_type: str | None = "Cancelled"
     begun: bool = False
     exposed: set[str] = field(default_factory=set)
+    approval: str | None = None
     _digest: dict[str, Any] | None = None
 
     @property
@@ -127,6 +129,12 @@ Proceed = Callable[[], Awaitable[Any]]
 Step = Callable[["Pipeline", Call, Proceed], Awaitable[Any]]
 ExposureHook = Callable[[frozenset[str], Binding], Awaitable[None]]
 """Called with the redaction owners found in what a call would have sent the agent."""
+
+
+class ApprovalHold(typing.Protocol):
+    """What ``await_approval`` needs of the approval gate (``approvals.gate.ApprovalGate``)."""
+
+    async def hold(self, pipeline: Pipeline, call: Call, proceed: Proceed) -> Any: ...
 
 
 def _short(text: str) -> str:
@@ -166,6 +174,7 @@ def _record_end(pipeline: Pipeline, call: Call) -> None:
                 error=call.error,
                 error_type=call.error_type,
                 args=call.digest,
+                approval=call.approval,
             )
         )
     except AuditUnavailable as exc:
@@ -242,12 +251,26 @@ async def limit_rate(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     return await proceed()
 
 
+async def await_approval(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
+    """Hold a call an approval rule selects until a human decides (``approvals/gate.py``).
+
+    Without ``approvals:`` in the manifest this is one attribute test.
+    """
+    if pipeline.approvals is None:
+        return await proceed()
+    return await pipeline.approvals.hold(pipeline, call, proceed)
+
+
 async def write_ahead(pipeline: Pipeline, call: Call, proceed: Proceed) -> Any:
     """Write the call's ``call_start`` record; a call that cannot be recorded does not run."""
     binding = call.binding
     pipeline.audit.write(
         records.call_start(
-            module=binding.module_key, tool=binding.tool_name, mode=binding.mode, args=call.digest
+            module=binding.module_key,
+            tool=binding.tool_name,
+            mode=binding.mode,
+            args=call.digest,
+            approval=call.approval,
         )
     )
     call.begun = True
@@ -266,6 +289,7 @@ STEPS: tuple[Step, ...] = (
     scrub_result,
     resolve_scopes,
     limit_rate,
+    await_approval,
     write_ahead,
     run_body,
 )
@@ -284,6 +308,7 @@ class Pipeline:
         steps: Sequence[Step] = STEPS,
         limiter: RateLimiter | None = None,
         on_exposed: ExposureHook | None = None,
+        approvals: ApprovalHold | None = None,
     ) -> None:
         if not steps or steps[-1] is not run_body:
             raise ValueError("a pipeline's last step must be run_body")
@@ -292,6 +317,7 @@ class Pipeline:
         self.limiter = limiter if limiter is not None else RateLimiter.unlimited()
         self.on_exposed = on_exposed
         self.steps = tuple(steps)
+        self.approvals = approvals
 
     async def run(self, binding: Binding, arguments: dict[str, Any]) -> Any:
         """Run one call of ``binding`` through every step."""

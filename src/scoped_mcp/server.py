@@ -46,6 +46,7 @@ from scoped_mcp.telemetry.interface import Telemetry
 from scoped_mcp.tool_control import SessionWatch, ToolControl
 
 if TYPE_CHECKING:
+    from scoped_mcp.approvals.gate import ApprovalGate
     from scoped_mcp.http.bind import HttpServing
 
 _log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Runtime:
     telemetry: Telemetry | None = None
     planned: dict[str, registry.PlannedModule] = field(default_factory=dict)
     sessions: SessionWatch = field(default_factory=SessionWatch)
+    approvals: ApprovalGate | None = None
 
     @property
     def tool_names(self) -> list[str]:
@@ -98,6 +100,11 @@ def build(
 
         plans = {**plans, **token_plans(manifest, agent_ctx, catalog)}
     plans = {**plans, **limit_plans(manifest.rate_limits, agent_ctx, catalog)}
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import channel_plans, check_startup
+
+        check_startup(manifest, planned, environ, agent_ctx)
+        plans = {**plans, **channel_plans(manifest, agent_ctx, catalog)}
     backends = load_backends(
         schemes_used(plans),
         manifest.credentials.settings,
@@ -161,9 +168,21 @@ def _assemble(
         return ModuleCredentials(broker, key, optional)
 
     instances = registry.instantiate(planned, agent_ctx, credentials_for)
+    approvals: ApprovalGate | None = None
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import build_gate
+
+        approvals = build_gate(
+            manifest, agent_ctx, environ, planned=planned, plans=plans, audit=audit,
+            redactor=redactor, broker=broker,
+        )  # fmt: skip
     limiter = build_limiter(manifest.rate_limits, agent_ctx, broker=broker)
     pipeline = Pipeline(
-        audit, redactor, limiter=limiter, on_exposed=ExposureResponder(broker, audit)
+        audit,
+        redactor,
+        limiter=limiter,
+        on_exposed=ExposureResponder(broker, audit),
+        approvals=approvals,
     )
     names = registry.ToolNames()
     sessions = SessionWatch()
@@ -188,6 +207,7 @@ def _assemble(
         planned={item.key: item for item in planned},
         pipeline=pipeline,
         sessions=sessions,
+        approvals=approvals,
     )
 
 
@@ -327,6 +347,8 @@ async def serve_stdio(
         group.start_soon(watch_signals)
         async with anyio.create_task_group() as inner:
             inner.start_soon(runtime.broker.maintain)
+            if runtime.approvals is not None:
+                await inner.start(runtime.approvals.serve)
             await transport.serve()
             inner.cancel_scope.cancel()
         group.cancel_scope.cancel()

@@ -14,6 +14,9 @@
     http_refused  an HTTP request refused before MCP saw it: client address, status, reason
     tool_pin_mismatch  an upstream tool's definition differs from its pin: module, tool, the
                   pinned and the listed digest, what happens (``withdrawn``, ``not registered``)
+    approval_requested   a call an approval rule holds: request id, tool, argument digest, expiry
+    approved / denied / expired   what became of a request: channel and approver (or none)
+    control_refused      a connection to the approvals control socket refused (peer uid, why)
 
 Field reference: docs/audit.md. A ``Draft`` is the event and its fields before the log's
 processors (identity, timestamp, redaction, chain) turn it into a line.
@@ -36,6 +39,9 @@ SERVER_START: Final = "server_start"
 SERVER_STOP: Final = "server_stop"
 HTTP_REFUSED: Final = "http_refused"
 TOOL_PIN_MISMATCH: Final = "tool_pin_mismatch"
+APPROVAL_REQUESTED: Final = "approval_requested"
+APPROVAL_DECISIONS: Final = ("approved", "denied", "expired")
+CONTROL_REFUSED: Final = "control_refused"
 OUTCOMES: Final = ("ok", "denied", "error")
 
 # Built once: json.dumps with keyword arguments constructs a new encoder on every call.
@@ -82,26 +88,33 @@ def tool_call(
     error: str | None,
     error_type: str | None,
     args: dict[str, Any],
+    approval: str | None = None,
 ) -> Draft:
-    """A call that reached a tool, as the pipeline saw it end; ``args`` is ``argument_digest``."""
-    return Draft(
-        TOOL_CALL,
-        {
-            "module": module,
-            "tool": tool,
-            "mode": mode,
-            "outcome": outcome,
-            "duration_ms": duration_ms,
-            "error": error,
-            "error_type": error_type,
-            "args": args,
-        },
-    )
+    """A call that reached a tool, as the pipeline saw it end; ``args`` is ``argument_digest``;
+    ``approval`` the id of the approval request that held it, if one did."""
+    fields = {
+        "module": module,
+        "tool": tool,
+        "mode": mode,
+        "outcome": outcome,
+        "duration_ms": duration_ms,
+        "error": error,
+        "error_type": error_type,
+        "args": args,
+    }
+    if approval is not None:
+        fields["approval"] = approval
+    return Draft(TOOL_CALL, fields)
 
 
-def call_start(*, module: str, tool: str, mode: str, args: dict[str, Any]) -> Draft:
+def call_start(
+    *, module: str, tool: str, mode: str, args: dict[str, Any], approval: str | None = None
+) -> Draft:
     """A call whose tool body is about to run: written first, so nothing runs unrecorded."""
-    return Draft(CALL_START, {"module": module, "tool": tool, "mode": mode, "args": args})
+    fields = {"module": module, "tool": tool, "mode": mode, "args": args}
+    if approval is not None:
+        fields["approval"] = approval
+    return Draft(CALL_START, fields)
 
 
 def audit_gap(*, since: str, error: str, lost: dict[str, int]) -> Draft:
@@ -190,3 +203,58 @@ def tool_pin_mismatch(
             "when": when,
         },
     )
+
+
+def approval_requested(
+    *,
+    approval: str,
+    module: str,
+    tool: str,
+    args: dict[str, Any],
+    expires_in: float,
+    channels: Sequence[str],
+    failed: Sequence[str] = (),
+) -> Draft:
+    """A call held for approval: the request's id, the call it is bound to (the argument digest,
+    never the values), and the channels told of it (``failed``: those that could not be)."""
+    return Draft(
+        APPROVAL_REQUESTED,
+        {
+            "approval": approval,
+            "module": module,
+            "tool": tool,
+            "args": args,
+            "expires_in": round(expires_in, 1),
+            "channels": list(channels),
+            "failed": list(failed),
+        },
+    )
+
+
+def approval_decided(
+    decision: str,
+    *,
+    approval: str,
+    tool: str,
+    channel: str | None,
+    approver: str | None,
+    reason: str | None = None,
+) -> Draft:
+    """``approved``, ``denied`` or ``expired``: by whom (channel and approver) and why."""
+    if decision not in APPROVAL_DECISIONS:
+        raise ValueError(f"unknown approval decision {decision!r}")
+    return Draft(
+        decision,
+        {
+            "approval": approval,
+            "tool": tool,
+            "channel": channel,
+            "approver": approver,
+            "reason": reason,
+        },
+    )
+
+
+def control_refused(*, peer_uid: int | None, reason: str) -> Draft:
+    """A connection to the approvals control socket refused before any request was read."""
+    return Draft(CONTROL_REFUSED, {"peer_uid": peer_uid, "reason": reason})

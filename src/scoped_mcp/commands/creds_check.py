@@ -135,6 +135,10 @@ def collect(
         for item in planned
         for warning in item.cls.configuration_warnings(item.config)
     )
+    if manifest.approvals is not None:
+        from scoped_mcp.approvals.build import channel_plans
+
+        plans = {**plans, **channel_plans(manifest, ctx, catalog)}
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog

@@ -18,7 +18,12 @@ def run(paths: Sequence[str]) -> int:
     failed = 0
     for path in paths:
         try:
-            registry.plan(load(path))
+            manifest = load(path)
+            planned = registry.plan(manifest)
+            if manifest.approvals is not None:
+                from scoped_mcp.approvals.build import check_rules
+
+                check_rules(manifest, planned)
         except ScopedMCPError as exc:
             failed += 1
             print(f"{path}: invalid\n  {exc.diagnostics()}", file=sys.stderr)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import anyio
@@ -80,6 +80,7 @@ class CredentialBroker:
         self._wake = anyio.Event()
         self._token_replaced: set[int] = set()
         self._owners = Ownership()
+        self._per_call: frozenset[tuple[str, str]] = frozenset()
         self._reader = SourceReader(
             backends, ttl=ttl, clock=clock, scrub=redactor.scrub, event=self._event
         )
@@ -156,11 +157,27 @@ class CredentialBroker:
 
         return Opening(lambda: self._reveal(plan, self._live_entry_sync(plan)), opened)
 
+    def lease_per_call(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Mark ``(module, key)`` pairs as read fresh inside each ``call_leases`` scope only
+        (``per_call.py``): never cached, never read outside an approved call."""
+        self._per_call = frozenset(keys)
+
+    def call_leases(self) -> AbstractAsyncContextManager[None]:
+        """The scope of one approved call; its per-call leases are revoked when it ends."""
+        from scoped_mcp.credentials import per_call
+
+        return per_call.call_leases(self)
+
     async def ensure(self, module: str, key: str) -> None:
         """Make sure a module's key has a live value, fetching it if needed; reveals nothing."""
         await self._live_entry(self.plan(module, key))
 
     async def _live_entry(self, plan: KeyPlan) -> _Entry:
+        if (plan.module, plan.key) in self._per_call:
+            from scoped_mcp.credentials import per_call
+
+            held = per_call.cached(self, plan)
+            return held or per_call.keep(self, plan, await self._fetch_async(plan))
         source = self._source(plan.ref)
         entry = self._cache.get(source)
         if self._serves(entry, plan):
@@ -176,6 +193,10 @@ class CredentialBroker:
             return self._store(plan, fetched, action="fetched")
 
     def _live_entry_sync(self, plan: KeyPlan) -> _Entry:
+        if (plan.module, plan.key) in self._per_call:
+            from scoped_mcp.credentials import per_call
+
+            return per_call.cached(self, plan) or per_call.keep(self, plan, self._reader.read(plan))
         entry = self._cache.get(self._source(plan.ref))
         if self._serves(entry, plan):
             assert entry is not None

@@ -84,6 +84,8 @@ async def serve_http(runtime: Runtime, *, bind: Bind, spec: HttpServeSpec) -> st
 
             group.start_soon(watch_signals)
             group.start_soon(runtime.broker.maintain)
+            if runtime.approvals is not None:
+                await group.start(runtime.approvals.serve)
             _log.info("listening", extra={"address": str(bind)})
             # _serve is serve without uvicorn's signal handlers (see the module docstring).
             await server._serve(sockets=[sock])
