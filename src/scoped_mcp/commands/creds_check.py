@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
+from scoped_mcp.commands.creds_http import http_token_plans, judge_token
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -116,6 +117,7 @@ def collect(
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
     plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    plans = {**plans, **http_token_plans(manifest, ctx, catalog)}
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
@@ -124,7 +126,7 @@ def collect(
         described = _describe(backends)
         reports = check_plans(plans, backends)
         deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
-        reports = proven(reports, deep)
+        reports = judge_token(proven(reports, deep), backends)
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
