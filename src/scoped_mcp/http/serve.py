@@ -62,11 +62,17 @@ def _config(app: object, bind: Bind) -> uvicorn.Config:
     return config
 
 
-async def serve_http(runtime: Runtime, *, bind: Bind, spec: HttpServeSpec) -> str:
-    """Serve until SIGTERM or SIGINT; returns the reason it stopped, for ``server_stop``."""
-    await check_token(runtime)
+async def serve_http(
+    runtime: Runtime, *, bind: Bind, spec: HttpServeSpec, agent_id: str = ""
+) -> str:
+    """Serve until SIGTERM or SIGINT; returns the reason it stopped, for ``server_stop``.
+
+    ``agent_id`` is what a JWT's agent claim must equal (``serve.http.auth: jwt``)."""
+    if spec.auth == "token":
+        await check_token(runtime)
     readiness = Readiness()
-    config = _config(build_app(runtime, bind=bind, spec=spec, readiness=readiness), bind)
+    app = build_app(runtime, bind=bind, spec=spec, readiness=readiness, agent_id=agent_id)
+    config = _config(app, bind)
     sock = open_socket(bind)
     server = uvicorn.Server(config)
     reason = "http server stopped"

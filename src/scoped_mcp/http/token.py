@@ -31,6 +31,8 @@ def token_plans(
     manifest: Manifest, agent_ctx: AgentContext, catalog: Catalog
 ) -> dict[str, dict[str, KeyPlan]]:
     """The broker plan of the bearer token named by ``serve.http.token``."""
+    if manifest.serve.http.auth == "jwt":
+        return {}  # JWTs are verified with the issuer's public keys: no secret to plan
     text = manifest.serve.http.token
     where = "serve.http.token"
     if text is None:
