@@ -18,6 +18,7 @@ import uvicorn
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.http.app import Readiness, build_app
 from scoped_mcp.http.bind import Bind, open_socket
+from scoped_mcp.http.deadline import DeadlineH11Protocol
 from scoped_mcp.http.token import KEY, MIN_TOKEN_BYTES, MODULE
 from scoped_mcp.manifest import HttpServeSpec
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 3
+MAX_CONCURRENCY = 256
+"""Connections and requests at once; beyond it uvicorn answers 503 (sessions are fewer still)."""
 
 
 async def check_token(runtime: Runtime) -> None:
@@ -48,6 +51,8 @@ def _config(app: object, bind: Bind) -> uvicorn.Config:
         server_header=False,
         lifespan="on",
         ws="none",
+        http=DeadlineH11Protocol,  # request headers within a deadline; h11 only
+        limit_concurrency=MAX_CONCURRENCY,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         ssl_certfile=bind.tls_cert,
         ssl_keyfile=bind.tls_key,
