@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from scoped_mcp.http.token import TokenCheck
+from scoped_mcp.http.token import TokenCheck, TokenUnavailable
 
 Refusal = tuple[int, str]
 
@@ -52,9 +52,13 @@ class TokenAuth:
         if authorization is None:
             return 401, "missing token"
         presented = bearer(authorization)
-        if presented is None or not await self._check.accepts(presented.encode("latin-1")):
+        if presented is None:
             return 401, "wrong token"
-        return None
+        try:
+            accepted = await self._check.accepts(presented.encode("latin-1"))
+        except TokenUnavailable:
+            return 503, "token unavailable"
+        return None if accepted else (401, "wrong token")
 
     def challenge(self, status: int) -> dict[str, str]:
         return {"www-authenticate": "Bearer"} if status == 401 else {}

@@ -7,7 +7,7 @@ then the credentials, as the ``Authenticator`` (``auth.py``) decides: 401 with n
 for a valid JWT naming another agent. ``/healthz`` needs no token and says only ready or not
 ready; the authenticator's public documents (RFC 9728 metadata) need none either. Every refusal
 but a 429 is audited with the client address (the failures that led to a 429 were); a 503
-(the issuer's keys unavailable) is not counted as the client's failure.
+(the bearer token or the issuer's keys unavailable) is not counted as the client's failure.
 """
 
 from __future__ import annotations

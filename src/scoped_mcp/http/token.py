@@ -46,6 +46,10 @@ def token_plans(
     return {MODULE: {KEY: KeyPlan(MODULE, KEY, ref, required=True)}}
 
 
+class TokenUnavailable(Exception):
+    """The broker could not produce the current token (its source is unreadable or down)."""
+
+
 class TokenCheck:
     """Says whether a presented bearer token is the current one (or the previous, in overlap)."""
 
@@ -66,13 +70,14 @@ class TokenCheck:
         return "TokenCheck(<hidden>)"
 
     async def accepts(self, presented: bytes) -> bool:
-        """Whether ``presented`` is valid now; a broker failure refuses (fails closed)."""
+        """Whether ``presented`` is valid now; ``TokenUnavailable`` when the broker cannot say
+        (the request is refused all the same: this fails closed)."""
         try:
             async with self._broker.open(MODULE, KEY) as plain:
                 current = hashlib.sha256(plain.bytes_view).digest()
                 too_short = len(plain.bytes_view) < MIN_TOKEN_BYTES
         except CredentialError:
-            return False
+            raise TokenUnavailable from None
         if too_short:
             return False
         self._note(current)
