@@ -206,12 +206,13 @@ class JwtAuthSpec(StrictModel):
     @field_validator("issuer", "audience", "jwks_url")
     @classmethod
     def _https_or_loopback(cls, value: str | None) -> str | None:
-        if value is not None and not _https_or_loopback(value):
+        if value is not None and not https_or_loopback(value):
             raise ValueError("must be https://, or http:// to a loopback address")
         return value
 
 
-def _https_or_loopback(url: str) -> bool:
+def https_or_loopback(url: str) -> bool:
+    """Whether ``url`` is https, or http to a loopback address (never plain http off the host)."""
     from ipaddress import ip_address
     from urllib.parse import urlsplit
 

@@ -85,3 +85,14 @@ def test_metadata_urls_follow_rfc_8414_then_openid() -> None:
         "https://auth.example/.well-known/oauth-authorization-server/tenant",
         "https://auth.example/tenant/.well-known/openid-configuration",
     ]
+
+
+async def test_a_plain_http_jwks_uri_off_loopback_is_not_followed(issuer: Issuer) -> None:
+    """Metadata pointing the JWKS at plain http on another host is not used."""
+    assert issuer.http is not None
+    issuer.http.route = lambda request: Reply(
+        200, {"issuer": issuer.url, "jwks_uri": "http://keys.example/jwks.json"}
+    )
+    cache = JwksCache(issuer=issuer.url, jwks_url=None, refresh_seconds=1)
+    with pytest.raises(JwksUnavailable):
+        await cache.key("rsa-1")

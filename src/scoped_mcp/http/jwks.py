@@ -5,7 +5,8 @@ Keys are looked up by the token's ``kid``. A known key is served from the cache 
 most once per ``refresh_seconds``, so tokens with made-up key ids cannot make this server hammer
 the issuer. Without ``jwks_url`` the set's address is discovered from the issuer's metadata
 (RFC 8414 ``/.well-known/oauth-authorization-server``, then OpenID ``openid-configuration``),
-whose ``issuer`` must be the configured one. Responses are bounded in size and time; no proxy
+whose ``issuer`` must be the configured one and whose ``jwks_uri`` must be https (or http to a
+loopback address), as the manifest's own URLs must. Responses are bounded in size and time; no proxy
 from the environment is used and no redirect followed.
 """
 
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import httpx
+
+from scoped_mcp.manifest import https_or_loopback
 
 MAX_AGE = 3600.0
 MAX_BYTES = 64 * 1024
@@ -131,7 +134,7 @@ class JwksCache:
             if not isinstance(document, dict) or document.get("issuer") != self._issuer:
                 continue  # RFC 8414 section 3.3: metadata for another issuer is not this one's
             jwks_uri = document.get("jwks_uri")
-            if isinstance(jwks_uri, str) and jwks_uri.startswith(("https://", "http://")):
+            if isinstance(jwks_uri, str) and https_or_loopback(jwks_uri):
                 self._jwks_url = jwks_uri
                 return jwks_uri
         raise JwksUnavailable
