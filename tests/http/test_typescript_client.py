@@ -6,7 +6,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.http.support import TOKEN, serving
+from tests.http.issuer import running_issuer
+from tests.http.support import TOKEN, free_port, serving
+from tests.http.test_jwt_auth import jwt_manifest, resource
 from tests.http.test_serve_http import filesystem_manifest
 from tests.http.ts_client import ensure_sdk, run_client
 from tests.stdio.test_secret_leaks import leaks
@@ -50,3 +52,28 @@ def test_typescript_client_lists_and_calls_tools_and_is_refused_without_the_toke
     assert reasons == {"missing token", "wrong token"}
     everything = server.audit_path.read_text() + server.stderr()
     assert leaks(TOKEN, "audit and ops log", everything) == []
+
+
+def test_typescript_client_with_a_jwt_from_the_issuer(
+    tmp_path: Path, write_manifest: Callable[..., Path]
+) -> None:
+    """With serve.http.auth: jwt, the TS SDK client presenting the issuer's JWT for this
+    resource and agent lists and calls tools; a JWT for another agent is refused (403)."""
+    node = ensure_sdk()
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path)}
+    with running_issuer() as issuer:
+        manifest = jwt_manifest(tmp_path, write_manifest, issuer, port)
+        token = issuer.token("ec-1", audience=resource(port), subject="agent-01")
+        other = issuer.token("ec-1", audience=resource(port), subject="agent-02")
+        address = f"127.0.0.1:{port}"
+        with serving(manifest, tmp_path / "home", agent_type="build", address=address) as server:
+            calls = [{"name": "filesystem_list_dir", "arguments": {"path": "."}}]
+            served = run_client(node, server.url, token=token, calls=calls, env=env)
+            refused = run_client(node, server.url, token=other, env=env)
+            assert server.stop() == 0
+    assert sorted(served["tools"]) == FILESYSTEM_TOOLS
+    assert not served["results"][0].get("isError")
+    assert refused["error"] == {"code": 403, "name": "StreamableHTTPError"}
+    assert [r["reason"] for r in server.audit_records("http_refused")] == ["agent mismatch"]
+    assert leaks(token, "audit and ops log", server.audit_path.read_text() + server.stderr()) == []
