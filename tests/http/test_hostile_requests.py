@@ -126,3 +126,21 @@ async def test_an_mcp_session_outlives_the_header_deadline(
             result = await client.call_tool("filesystem_read_file", {"path": "q.txt"})
     assert result.data == "quiet"
     assert len(server.audit_records("tool_call")) == 2
+
+
+def test_a_malformed_host_header_is_421_and_audited(
+    tmp_path: Path, write_manifest: Callable[..., Path]
+) -> None:
+    """Host headers that are not even parseable ('[', 'x]') get the short 421 refusal and an
+    audit record, like any foreign host, not a server error."""
+    manifest = filesystem_manifest(tmp_path, write_manifest)
+    auth = {"Authorization": f"Bearer {TOKEN}", "Accept": ACCEPT}
+    with serving(manifest, tmp_path / "home", agent_type="build") as server, server.http() as http:
+        answers = [
+            http.post("/mcp", json=_initialize(), headers={**auth, "Host": host})
+            for host in ("[", "x]", "[::1")
+        ]
+    assert [(a.status_code, a.content) for a in answers] == [(421, b"")] * 3
+    reasons = [r["reason"] for r in server.audit_records("http_refused")]
+    assert reasons == ["foreign host"] * 3
+    assert "Traceback" not in server.stderr()

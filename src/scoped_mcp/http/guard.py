@@ -154,7 +154,10 @@ class Guard:
         return None
 
     def _host_allowed(self, host: str) -> bool:
-        name = urlsplit(f"//{host}").hostname or ""
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:  # not a host at all ("[", "x]"): foreign, not a server error
+            return False
         if name in self._hosts or host.lower() in self._hosts:
             return True
         if self._bind.host and name == self._bind.host.strip("[]").lower():
