@@ -32,13 +32,21 @@ MAX_CONCURRENCY = 256
 
 
 async def check_token(runtime: Runtime) -> None:
-    """Refuse to serve with a token short enough to guess."""
+    """Refuse to serve with a token short enough to guess; warn when it merely looks weak."""
+    from scoped_mcp.http.token_strength import STRONG_BITS, judge
+
     async with runtime.broker.open(MODULE, KEY) as plain:
         length = len(plain.bytes_view)
+        weak = judge(plain.bytes_view).weak  # no copy of the value is made
     if length < MIN_TOKEN_BYTES:
         raise ConfigError(
             f"serve.http.token: the token is {length} bytes; at least {MIN_TOKEN_BYTES} are needed",
             fix="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    if weak:
+        _log.warning(
+            "the HTTP bearer token looks weak",
+            extra={"estimated_bits_under": STRONG_BITS, "fix": "secrets.token_urlsafe(32)"},
         )
 
 

@@ -35,7 +35,7 @@ class Strength:
         return f"Strength(bits={self.bits}, weak={self.weak})"
 
 
-def judge(value: bytes) -> Strength:
+def judge(value: bytes | memoryview) -> Strength:
     """The estimated strength of ``value``."""
     chars = frozenset(value)
     if chars <= _HEX:
