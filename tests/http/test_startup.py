@@ -79,6 +79,12 @@ def test_remote_bind_is_refused_without_allow_remote_and_tls(
         ({"token": "env:NOT_SET_ANYWHERE"}, TOKEN, "HTTP_TOKEN (module serve.http"),
         ({"token": "no-reference"}, TOKEN, "serve.http.token"),
         ({"max_sessions": 0, "token": "env:X"}, TOKEN, "serve.http.max_sessions"),
+        ({"auth": "jwt", "token": "env:X"}, TOKEN, "auth: jwt needs a jwt: block and no token:"),
+        (
+            {"token": "env:X", "jwt": {"issuer": "https://i.example", "audience": "https://a/"}},
+            TOKEN,
+            "a jwt: block needs auth: jwt",
+        ),
     ],
 )
 def test_a_bad_http_setting_stops_start_up_naming_the_field(
