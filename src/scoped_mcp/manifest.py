@@ -23,6 +23,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from scoped_mcp.approvals.config import ApprovalsSpec
@@ -155,6 +156,80 @@ class TelemetrySpec(StrictModel):
     metrics: bool = Field(default=True, description="Export metrics. OTEL_METRICS_EXPORTER wins.")
 
 
+JwtAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+]
+
+
+def _default_algorithms() -> list[JwtAlgorithm]:
+    return ["RS256", "ES256"]
+
+
+class JwtAuthSpec(StrictModel):
+    """``serve.http.jwt:``: verify access tokens (JWTs) from one issuer, as an OAuth resource
+    server (docs/http.md, "JWTs from an issuer")."""
+
+    issuer: str = Field(
+        pattern=r"^https?://",
+        description="The authorization server's issuer URL; tokens' iss must equal it. https, or "
+        "http to a loopback address.",
+    )
+    audience: str = Field(
+        pattern=r"^https?://",
+        description="This server's resource URL (e.g. https://agents.example/mcp); tokens' aud "
+        "must hold it.",
+    )
+    jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="The issuer's JWKS; default: jwks_uri from the issuer's metadata "
+        "(/.well-known/oauth-authorization-server, then openid-configuration).",
+    )
+    algorithms: list[JwtAlgorithm] = Field(
+        default_factory=_default_algorithms,
+        min_length=1,
+        description="Signature algorithms accepted (asymmetric only; never none or HS*).",
+    )
+    agent_claim: str = Field(
+        default="sub",
+        min_length=1,
+        description="The claim naming the agent; it must equal AGENT_ID (else 403).",
+    )
+    leeway_seconds: float = Field(
+        default=30, ge=0, le=300, description="Clock skew allowed on exp, nbf and iat."
+    )
+    jwks_refresh_seconds: float = Field(
+        default=60,
+        ge=1,
+        le=86400,
+        description="A token with an unknown key id re-fetches the JWKS at most this often.",
+    )
+
+    @field_validator("issuer", "audience", "jwks_url")
+    @classmethod
+    def _https_or_loopback(cls, value: str | None) -> str | None:
+        if value is not None and not https_or_loopback(value):
+            raise ValueError("must be https://, or http:// to a loopback address")
+        return value
+
+
+def https_or_loopback(url: str) -> bool:
+    """Whether ``url`` is https, or http to a loopback address (never plain http off the host)."""
+    from ipaddress import ip_address
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class HttpServeSpec(StrictModel):
     """``serve.http:``: serving over streamable HTTP (``serve --http``); unused over stdio."""
 
@@ -185,6 +260,20 @@ class HttpServeSpec(StrictModel):
         le=3600,
         description="After a token is rotated, the old one stays valid this long.",
     )
+    auth: Literal["token", "jwt"] = Field(
+        default="token",
+        description="How requests authenticate: token (the shared bearer token) or jwt (JWTs "
+        "from serve.http.jwt's issuer).",
+    )
+    jwt: JwtAuthSpec | None = Field(default=None, description="With auth: jwt, the issuer.")
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> HttpServeSpec:
+        if self.auth == "jwt" and (self.jwt is None or self.token is not None):
+            raise ValueError("auth: jwt needs a jwt: block and no token:")
+        if self.auth == "token" and self.jwt is not None:
+            raise ValueError("a jwt: block needs auth: jwt")
+        return self
 
 
 class ServeSpec(StrictModel):

@@ -389,7 +389,7 @@ async def serve_http(runtime: Runtime, http: HttpServing) -> str:
     """Serve MCP over streamable HTTP until SIGTERM or SIGINT; returns why it stopped."""
     from scoped_mcp.http.serve import serve_http as serve_over_http
 
-    return await serve_over_http(runtime, bind=http.bind, spec=http.spec)
+    return await serve_over_http(runtime, bind=http.bind, spec=http.spec, agent_id=http.agent_id)
 
 
 async def run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.http.support import TOKEN, serving
+from tests.stdio.test_secret_leaks import leaks
 from tests.support import base_env, run_cli
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
@@ -77,6 +79,12 @@ def test_remote_bind_is_refused_without_allow_remote_and_tls(
         ({"token": "env:NOT_SET_ANYWHERE"}, TOKEN, "HTTP_TOKEN (module serve.http"),
         ({"token": "no-reference"}, TOKEN, "serve.http.token"),
         ({"max_sessions": 0, "token": "env:X"}, TOKEN, "serve.http.max_sessions"),
+        ({"auth": "jwt", "token": "env:X"}, TOKEN, "auth: jwt needs a jwt: block and no token:"),
+        (
+            {"token": "env:X", "jwt": {"issuer": "https://i.example", "audience": "https://a/"}},
+            TOKEN,
+            "a jwt: block needs auth: jwt",
+        ),
     ],
 )
 def test_a_bad_http_setting_stops_start_up_naming_the_field(
@@ -171,3 +179,22 @@ def test_stdio_start_up_does_not_load_our_http_stack() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("token", "warned"),
+    [(TOKEN, True), (secrets.token_urlsafe(32), False)],
+    ids=["weak", "strong"],
+)
+def test_a_weak_token_is_served_with_a_warning(
+    tmp_path: Path, write_manifest: Callable[..., Path], token: str, warned: bool
+) -> None:
+    """A token long enough to serve but weak-looking starts with one ops-log warning (never the
+    value); a strong one starts without it."""
+    manifest = _manifest(write_manifest, tmp_path, token="env:AGENT_HTTP_TOKEN")
+    env = {"AGENT_HTTP_TOKEN": token}
+    with serving(manifest, tmp_path / "home", agent_type="build", env=env) as server:
+        assert server.stop() == 0
+    stderr = server.stderr()
+    assert ("the HTTP bearer token looks weak" in stderr) is warned
+    assert leaks(token, "ops log", stderr) == []

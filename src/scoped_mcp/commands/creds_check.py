@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
 from scoped_mcp.commands.creds_exposed import Exposure, read_exposures
+from scoped_mcp.commands.creds_http import http_token_plans, judge_token
 from scoped_mcp.credentials.backends.interface import (
     BackendContext,
     Finding,
@@ -130,6 +131,7 @@ def collect(
     planned = registry.plan(manifest)
     plans = build_plans(manifest, planned, ctx, catalog=catalog)
     plans = {**plans, **limit_plans(manifest.rate_limits, ctx, catalog)}
+    plans = {**plans, **http_token_plans(manifest, ctx, catalog)}
     module_warnings = tuple(
         f"module {item.key}: {warning}"
         for item in planned
@@ -149,7 +151,7 @@ def collect(
         reports, shared = check_shared(manifest.rate_limits, reports, backends)
         described.update(shared)
         deep = deep_check(reports, backends, pg_dsn=options.pg_dsn) if options.deep else []
-        reports = proven(reports, deep)
+        reports = judge_token(proven(reports, deep), backends)
     finally:
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()

@@ -59,7 +59,7 @@ def run(path: str, *, http: HttpOptions | None = None) -> int:
             logging.getLogger(__name__).warning(
                 "serving beyond this machine (--allow-remote)", extra={"address": str(bind)}
             )
-        serving = HttpServing(bind, manifest.serve.http)
+        serving = HttpServing(bind, manifest.serve.http, agent_ctx.agent_id)
 
     import anyio
 

@@ -19,6 +19,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 
+from scoped_mcp.errors import ConfigError
+from scoped_mcp.http.auth import Authenticator, TokenAuth
 from scoped_mcp.http.bind import Bind
 from scoped_mcp.http.guard import ASGIApp, Guard
 from scoped_mcp.http.token import TokenCheck
@@ -40,8 +42,22 @@ class Readiness:
         return self.ready
 
 
+def authenticator(runtime: Runtime, spec: HttpServeSpec, *, agent_id: str) -> Authenticator:
+    """The manifest's scheme: the shared bearer token, or JWTs from ``serve.http.jwt``."""
+    if spec.auth == "jwt" and spec.jwt is not None:
+        try:
+            from scoped_mcp.http.jwt_auth import JwtAuth
+        except ImportError:
+            raise ConfigError(
+                "serve.http.auth: jwt needs PyJWT and httpx",
+                fix="pip install 'scoped-mcp[jwt]'",
+            ) from None
+        return JwtAuth(spec.jwt, agent_id=agent_id)
+    return TokenAuth(TokenCheck(runtime.broker, overlap=spec.token_overlap_seconds))
+
+
 def build_app(
-    runtime: Runtime, *, bind: Bind, spec: HttpServeSpec, readiness: Readiness
+    runtime: Runtime, *, bind: Bind, spec: HttpServeSpec, readiness: Readiness, agent_id: str
 ) -> ASGIApp:
     """The whole HTTP app for ``runtime``: guard, then FastMCP's request context, then MCP."""
     manager = StreamableHTTPSessionManager(
@@ -71,7 +87,7 @@ def build_app(
     return Guard(
         app,
         bind=bind,
-        token=TokenCheck(runtime.broker, overlap=spec.token_overlap_seconds),
+        auth=authenticator(runtime, spec, agent_id=agent_id),
         audit=runtime.audit,
         ready=readiness,
         allowed_hosts=spec.allowed_hosts,

@@ -49,6 +49,8 @@ class HttpServing:
 
     bind: Bind
     spec: HttpServeSpec
+    agent_id: str = ""
+    """``AGENT_ID``: what a JWT's agent claim must equal (``serve.http.auth: jwt``)."""
 
 
 def is_loopback(host: str) -> bool:

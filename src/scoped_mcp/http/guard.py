@@ -3,9 +3,11 @@
 Order matters and is fixed here: a client blocked for repeated failures gets 429 without its
 token being looked at; a foreign Host (421) or Origin (403) is refused next, because a browser
 page that DNS-rebinds a name to 127.0.0.1 must not reach the server even with a guessed token;
-then the bearer token (401 with no detail). ``/healthz`` needs no token and says only ready or
-not ready. Every refusal but a 429 is audited with the client address (the failures that led
-to a 429 were).
+then the credentials, as the ``Authenticator`` (``auth.py``) decides: 401 with no detail, or 403
+for a valid JWT naming another agent. ``/healthz`` needs no token and says only ready or not
+ready; the authenticator's public documents (RFC 9728 metadata) need none either. Every refusal
+but a 429 is audited with the client address (the failures that led to a 429 were); a 503
+(the bearer token or the issuer's keys unavailable) is not counted as the client's failure.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from urllib.parse import urlsplit
 
 from scoped_mcp.audit import records
 from scoped_mcp.audit.log import AuditLog
+from scoped_mcp.http.auth import Authenticator
 from scoped_mcp.http.bind import Bind, is_loopback
-from scoped_mcp.http.token import TokenCheck
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -93,7 +95,7 @@ class Guard:
         app: ASGIApp,
         *,
         bind: Bind,
-        token: TokenCheck,
+        auth: Authenticator,
         audit: AuditLog,
         ready: Callable[[], bool],
         allowed_hosts: Iterable[str] = (),
@@ -102,7 +104,8 @@ class Guard:
     ) -> None:
         self._app = app
         self._bind = bind
-        self._token = token
+        self._auth = auth
+        self._documents = auth.documents()
         self._audit = audit
         self._ready = ready
         self._hosts = {h.lower() for h in allowed_hosts}
@@ -125,14 +128,18 @@ class Guard:
             ready = self._ready()
             await _respond(send, 200 if ready else 503, body=b"ready" if ready else b"not ready")
             return
-        if refusal is None and not await self._authenticated(headers):
-            refusal = (401, "missing token" if "authorization" not in headers else "wrong token")
+        document = self._documents.get(scope.get("path", ""))
+        if refusal is None and document is not None and scope.get("method") == "GET":
+            await _respond(send, 200, body=document, content_type="application/json")
+            return
+        if refusal is None:
+            refusal = await self._auth.refusal(headers.get("authorization"))
         if refusal is not None:
             status, reason = refusal
-            self._limiter.failed(peer)
+            if status != 503:
+                self._limiter.failed(peer)
             self._audit.write(records.http_refused(client=client, status=status, reason=reason))
-            extra = {"www-authenticate": "Bearer"} if status == 401 else {}
-            await _respond(send, status, extra)
+            await _respond(send, status, self._auth.challenge(status))
             return
         await self._app(scope, receive, send)
 
@@ -147,7 +154,10 @@ class Guard:
         return None
 
     def _host_allowed(self, host: str) -> bool:
-        name = urlsplit(f"//{host}").hostname or ""
+        try:
+            name = urlsplit(f"//{host}").hostname or ""
+        except ValueError:  # not a host at all ("[", "x]"): foreign, not a server error
+            return False
         if name in self._hosts or host.lower() in self._hosts:
             return True
         if self._bind.host and name == self._bind.host.strip("[]").lower():
@@ -161,12 +171,6 @@ class Guard:
         # The server's own origin is the only one allowed without configuration.
         return bool(host) and origin == f"{scope.get('scheme', 'http')}://{host.lower()}"
 
-    async def _authenticated(self, headers: dict[str, str]) -> bool:
-        scheme, _, presented = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not presented.strip():
-            return False
-        return await self._token.accepts(presented.strip().encode("latin-1"))
-
 
 def _headers(scope: Scope) -> dict[str, str]:
     """The request headers, names lower-cased; a repeated header keeps its first value."""
@@ -177,10 +181,15 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 async def _respond(
-    send: Send, status: int, headers: dict[str, str] | None = None, *, body: bytes = b""
+    send: Send,
+    status: int,
+    headers: dict[str, str] | None = None,
+    *,
+    body: bytes = b"",
+    content_type: str = "text/plain",
 ) -> None:
     """A plain response with no detail beyond the status."""
     raw = [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    raw += [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]
+    raw += [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

@@ -18,6 +18,7 @@ import uvicorn
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.http.app import Readiness, build_app
 from scoped_mcp.http.bind import Bind, open_socket
+from scoped_mcp.http.deadline import DeadlineH11Protocol
 from scoped_mcp.http.token import KEY, MIN_TOKEN_BYTES, MODULE
 from scoped_mcp.manifest import HttpServeSpec
 
@@ -26,16 +27,26 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 GRACEFUL_SECONDS = 3
+MAX_CONCURRENCY = 256
+"""Connections and requests at once; beyond it uvicorn answers 503 (sessions are fewer still)."""
 
 
 async def check_token(runtime: Runtime) -> None:
-    """Refuse to serve with a token short enough to guess."""
+    """Refuse to serve with a token short enough to guess; warn when it merely looks weak."""
+    from scoped_mcp.http.token_strength import STRONG_BITS, judge
+
     async with runtime.broker.open(MODULE, KEY) as plain:
         length = len(plain.bytes_view)
+        weak = judge(plain.bytes_view).weak  # no copy of the value is made
     if length < MIN_TOKEN_BYTES:
         raise ConfigError(
             f"serve.http.token: the token is {length} bytes; at least {MIN_TOKEN_BYTES} are needed",
             fix="generate one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
+    if weak:
+        _log.warning(
+            "the HTTP bearer token looks weak",
+            extra={"estimated_bits_under": STRONG_BITS, "fix": "secrets.token_urlsafe(32)"},
         )
 
 
@@ -48,6 +59,8 @@ def _config(app: object, bind: Bind) -> uvicorn.Config:
         server_header=False,
         lifespan="on",
         ws="none",
+        http=DeadlineH11Protocol,  # request headers within a deadline; h11 only
+        limit_concurrency=MAX_CONCURRENCY,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         ssl_certfile=bind.tls_cert,
         ssl_keyfile=bind.tls_key,
@@ -62,11 +75,17 @@ def _config(app: object, bind: Bind) -> uvicorn.Config:
     return config
 
 
-async def serve_http(runtime: Runtime, *, bind: Bind, spec: HttpServeSpec) -> str:
-    """Serve until SIGTERM or SIGINT; returns the reason it stopped, for ``server_stop``."""
-    await check_token(runtime)
+async def serve_http(
+    runtime: Runtime, *, bind: Bind, spec: HttpServeSpec, agent_id: str = ""
+) -> str:
+    """Serve until SIGTERM or SIGINT; returns the reason it stopped, for ``server_stop``.
+
+    ``agent_id`` is what a JWT's agent claim must equal (``serve.http.auth: jwt``)."""
+    if spec.auth == "token":
+        await check_token(runtime)
     readiness = Readiness()
-    config = _config(build_app(runtime, bind=bind, spec=spec, readiness=readiness), bind)
+    app = build_app(runtime, bind=bind, spec=spec, readiness=readiness, agent_id=agent_id)
+    config = _config(app, bind)
     sock = open_socket(bind)
     server = uvicorn.Server(config)
     reason = "http server stopped"

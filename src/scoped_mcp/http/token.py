@@ -31,6 +31,8 @@ def token_plans(
     manifest: Manifest, agent_ctx: AgentContext, catalog: Catalog
 ) -> dict[str, dict[str, KeyPlan]]:
     """The broker plan of the bearer token named by ``serve.http.token``."""
+    if manifest.serve.http.auth == "jwt":
+        return {}  # JWTs are verified with the issuer's public keys: no secret to plan
     text = manifest.serve.http.token
     where = "serve.http.token"
     if text is None:
@@ -42,6 +44,10 @@ def token_plans(
     scheme, path, field = refs.split(text, agent_ctx, where=where)
     ref = catalog.get(scheme).parse_ref(scheme, path, field, text=text, where=where)
     return {MODULE: {KEY: KeyPlan(MODULE, KEY, ref, required=True)}}
+
+
+class TokenUnavailable(Exception):
+    """The broker could not produce the current token (its source is unreadable or down)."""
 
 
 class TokenCheck:
@@ -64,13 +70,14 @@ class TokenCheck:
         return "TokenCheck(<hidden>)"
 
     async def accepts(self, presented: bytes) -> bool:
-        """Whether ``presented`` is valid now; a broker failure refuses (fails closed)."""
+        """Whether ``presented`` is valid now; ``TokenUnavailable`` when the broker cannot say
+        (the request is refused all the same: this fails closed)."""
         try:
             async with self._broker.open(MODULE, KEY) as plain:
                 current = hashlib.sha256(plain.bytes_view).digest()
                 too_short = len(plain.bytes_view) < MIN_TOKEN_BYTES
         except CredentialError:
-            return False
+            raise TokenUnavailable from None
         if too_short:
             return False
         self._note(current)
