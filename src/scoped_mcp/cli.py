@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         "secret_id_uses: limited)",
     )
     _add_audit_commands(commands)
+    from scoped_mcp.commands import auth
+
+    auth.add_parser(commands)
     commands.add_parser(
         "zygote",
         help="run the fork server: import the framework once, start each agent by forking "
@@ -205,6 +208,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             environ=os.environ,
             options=options,
         )
+    if args.command == "auth":
+        from scoped_mcp.commands import auth
+
+        return auth.run(args, os.environ)
     if args.command == "zygote":
         from scoped_mcp.commands import zygote
 

@@ -185,6 +185,11 @@ class CredentialBroker:
 
         return Opening(lambda: self._reveal(plan, self._live_entry_sync(plan)), opened)
 
+    def protect(self, value: str) -> None:
+        """Scrub a secret the broker did not fetch (an OAuth token a module refreshed) from
+        everything that leaves the process, as every released value is."""
+        self._redactor.add(value)
+
     async def ensure(self, module: str, key: str) -> None:
         """Make sure a module's key has a live value, fetching it if needed; reveals nothing."""
         await self._live_entry(self.plan(module, key))

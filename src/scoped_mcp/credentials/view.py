@@ -42,6 +42,10 @@ class CredentialView(Protocol):
         """The value as a ``str`` (fetched just in time; it cannot be wiped)."""
         ...
 
+    def protect(self, value: str) -> None:
+        """Have the redactor scrub ``value``, a secret the module obtained itself."""
+        ...
+
     def __contains__(self, key: object) -> bool:
         """Whether the module declared ``key``; fetches nothing."""
         ...
@@ -80,6 +84,10 @@ class ModuleCredentials(Mapping[str, str]):
             if key in self._optional and key in self._broker.keys_of(self._module):
                 raise KeyError(key) from None
             raise
+
+    def protect(self, value: str) -> None:
+        """Have the redactor scrub ``value`` (an OAuth token this module's upstream minted)."""
+        self._broker.protect(value)
 
     def __contains__(self, key: object) -> bool:
         """Whether the module declared ``key``; fetches nothing."""

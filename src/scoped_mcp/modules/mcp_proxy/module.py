@@ -30,7 +30,14 @@ import mcp_types
 import pydantic_core
 from fastmcp.client.transports.base import ClientTransport
 from fastmcp.client.transports.http import StreamableHttpTransport
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import BackendError, ModuleLoadError
@@ -85,6 +92,29 @@ class McpProxyConfig(BaseModel):
     stderr: Literal["log", "discard"] = Field(
         default="log", description="The child's stderr: into the ops log (scrubbed) or dropped."
     )
+    oauth: Any = Field(
+        default=None,
+        description="OAuth 2.1 for a url upstream: store, scopes, optional client "
+        "(docs/modules/mcp_proxy.md#oauth-upstreams).",
+    )
+
+    @field_validator("oauth", mode="before")
+    @classmethod
+    def _oauth(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        # Imported only when a manifest has an oauth: block.
+        from scoped_mcp.oauth.config import OAuthConfig
+
+        context = info.context or {}
+        parsed = OAuthConfig.model_validate(value, context=context)
+        manifest = context.get("manifest")
+        return parsed.model_copy(
+            update={
+                "manifest_path": str(manifest) if manifest else None,
+                "module_key": context.get("module_key"),
+            }
+        )
 
     @field_validator("env")
     @classmethod
@@ -130,6 +160,10 @@ class McpProxyConfig(BaseModel):
             raise ValueError("'env', 'args' and 'cwd' apply to a 'command' upstream only")
         if self.command is not None and self.headers:
             raise ValueError("'headers' apply to a 'url' upstream only")
+        if self.oauth is not None and self.url is None:
+            raise ValueError("'oauth' applies to a 'url' upstream only")
+        if self.oauth is not None and any(h.lower() == "authorization" for h in self.headers):
+            raise ValueError("with 'oauth', the Authorization header is the broker's: remove it")
         return self
 
     def credential_keys(self) -> list[str]:
@@ -137,6 +171,8 @@ class McpProxyConfig(BaseModel):
         found: dict[str, None] = {}
         for value in [*self.env.values(), *self.headers.values()]:
             found.update(dict.fromkeys(CRED.findall(value)))
+        if self.oauth is not None:
+            found.update(dict.fromkeys(self.oauth.credential_keys()))
         return list(found)
 
 
@@ -173,9 +209,14 @@ class McpProxyModule(ToolModule):
         self._label = "mcp_proxy"
         self._tools: list[DynamicTool] = []
         self.upstream: Upstream | None = None
+        self.oauth: Any = None  # an oauth.source.TokenSource with an oauth: block
 
     async def startup(self) -> None:
         """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps."""
+        if self.cfg.oauth is not None:
+            from scoped_mcp.modules.mcp_proxy.oauth import token_source
+
+            self.oauth = await token_source(self.cfg.oauth, self.agent_ctx, self.credentials)
         upstream = Upstream(
             connect=self._connect,
             fingerprint=self._fingerprint,
@@ -224,7 +265,14 @@ class McpProxyModule(ToolModule):
     def _caller(self, name: str) -> Any:
         async def call(arguments: dict[str, Any]) -> Any:
             assert self.upstream is not None
-            return _for_agent(await self.upstream.call(name, arguments), self.cfg.max_result_bytes)
+            try:
+                result = await self.upstream.call(name, arguments)
+            except BackendError:
+                # A refused grant fails the call with the fix, whatever the client raised.
+                if self.oauth is not None and self.oauth.expired_message:
+                    raise BackendError(self.oauth.expired_message) from None
+                raise
+            return _for_agent(result, self.cfg.max_result_bytes)
 
         return call
 
@@ -261,8 +309,13 @@ class McpProxyModule(ToolModule):
 
         if self.cfg.url is not None:
             headers = {name: fill(value) for name, value in self.cfg.headers.items()}
+            auth = None
+            if self.oauth is not None:
+                from scoped_mcp.oauth.bearer import OAuthBearer
+
+                auth = OAuthBearer(self.oauth)
             return StreamableHttpTransport(
-                self.cfg.url, headers=headers, httpx_client_factory=_http_client
+                self.cfg.url, headers=headers, auth=auth, httpx_client_factory=_http_client
             )
         assert self.cfg.command is not None
         return ExactEnvStdio(

@@ -1,0 +1,100 @@
+"""An OAuth 2.1 upstream behind mcp_proxy, end to end: login, refresh, rotation, revocation.
+
+The upstream is a real MCP server on streamable HTTP protected by FastMCP's in-memory OAuth
+provider (discovery, dynamic registration, PKCE, refresh with rotation). The login is driven by
+the test acting as the browser; the proxied tool is called by a real MCP client over stdio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.oauth.support import login_as_browser, oauth_upstream, proxy_manifest
+from tests.stdio.test_secret_leaks import leaks
+from tests.support import base_env, run_cli
+from tests.vault.test_mcp_proxy_vault import parsed
+
+pytestmark = [pytest.mark.anyio, pytest.mark.stdio]
+EXPIRY = 12
+
+
+def sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def stored(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def no_leaks(secrets: list[str], **texts: str) -> None:
+    found = [
+        hit
+        for secret in secrets
+        for where, text in texts.items()
+        for hit in leaks(secret, where, text)
+    ]
+    assert not found, found
+
+
+async def test_login_then_refresh_rotation_and_revocation(
+    tmp_path: Path, write_manifest: Callable[..., Path], serve: Callable[..., Any]
+) -> None:
+    """Login stores a grant; the proxied tool works over stdio; the token is refreshed with
+    `resource` at two thirds of its life and its rotation stored; a revoked grant gives the fix;
+    no token appears in any output."""
+    store = tmp_path / "state" / "grant.json"
+    with oauth_upstream(tmp_path, expiry=EXPIRY) as upstream:
+        manifest = write_manifest(proxy_manifest(upstream, store))
+        run = login_as_browser(manifest, tmp_path / "home")
+        assert run.code == 0, run.stderr
+        assert "logged in" in run.stdout
+        assert stat.S_IMODE(store.stat().st_mode) == 0o600
+        first = stored(store)
+        code_requests = upstream.token_requests("authorization_code")
+        assert code_requests
+        assert code_requests[0]["resource"] == upstream.url
+
+        outputs: dict[str, str] = {"login": run.stdout + run.stderr}
+        async with serve(manifest) as server:
+            who = await parsed(server, "remote_whoami", {})
+            before = stored(store)  # the first call may already have refreshed (slow start)
+            assert who["token_sha256"] == sha(before["access_token"])
+            echoed = await server.client.call_tool("remote_echo_token", {})
+            outputs["echo"] = json.dumps([c.model_dump() for c in echoed.content])
+            # Past two thirds of the token's life the next call refreshes it first.
+            due = before["issued_at"] + (before["expires_at"] - before["issued_at"]) * 2 / 3
+            await anyio.sleep(max(0.0, due - time.time()) + 0.5)
+            again = await parsed(server, "remote_whoami", {})
+            after = stored(store)
+            assert after["refresh_token"] != before["refresh_token"]  # rotated and stored
+            assert after["refresh_token"] != first["refresh_token"]
+            assert again["token_sha256"] == sha(after["access_token"])
+            refreshes = upstream.token_requests("refresh_token")
+            assert refreshes
+            assert all(r["resource"] == upstream.url for r in refreshes)
+            upstream.revoke_all()
+            error = await server.error("remote_whoami")
+            outputs["error"] = error
+            assert "upstream authorization expired: run `scoped-mcp auth login --manifest" in error
+            assert "--module remote`" in error
+            audit = server.audit_path.read_text()
+        outputs["audit"] = audit
+        outputs["stderr"] = server.stderr()
+        assert "[REDACTED]" in outputs["echo"]
+        status = run_cli(
+            "auth", "status", "--manifest", str(manifest), env=base_env(tmp_path / "home")
+        )
+        outputs["status"] = status.stdout + status.stderr
+        assert "grant stored" in status.stdout
+        assert " ok" not in status.stdout
+        no_leaks(upstream.minted(), **outputs)
