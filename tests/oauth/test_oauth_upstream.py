@@ -98,3 +98,72 @@ async def test_login_then_refresh_rotation_and_revocation(
         assert "grant stored" in status.stdout
         assert " ok" not in status.stdout
         no_leaks(upstream.minted(), **outputs)
+
+
+def cli(manifest: Path, home: Path, *args: str) -> tuple[int, str]:
+    result = run_cli(*args, "--manifest", str(manifest), env=base_env(home, AGENT_ID="agent-01"))
+    return result.returncode, result.stdout + result.stderr
+
+
+async def test_two_servers_share_one_store_across_rotations(
+    tmp_path: Path, write_manifest: Callable[..., Path], serve: Callable[..., Any]
+) -> None:
+    """Two servers of one agent type sharing a store both keep working across rotations (the one
+    whose token the other's refresh revoked gets a 401 and takes the new token from the store),
+    no refresh token is spent twice; creds check proves the grant and, once it is revoked, says
+    how to fix it; logout revokes at the provider and deletes; nothing prints a token."""
+    store = tmp_path / "state" / "grant.json"
+    home = tmp_path / "home"
+    outputs: dict[str, str] = {}
+    with oauth_upstream(tmp_path, expiry=EXPIRY) as upstream:
+        manifest = write_manifest(proxy_manifest(upstream, store))
+        run = login_as_browser(manifest, home)
+        assert run.code == 0, run.stderr
+        outputs["login"] = run.stdout + run.stderr
+        async with serve(manifest, agent_id="a1") as one, serve(manifest, agent_id="a2") as two:
+            for _ in range(2):
+                for server in (one, two):
+                    who = await parsed(server, "remote_whoami", {})
+                    assert who["token_sha256"] == sha(stored(store)["access_token"])
+                grant = stored(store)
+                due = grant["issued_at"] + (grant["expires_at"] - grant["issued_at"]) * 2 / 3
+                await anyio.sleep(max(0.0, due - time.time()) + 0.5)
+            for server in (one, two):
+                who = await parsed(server, "remote_whoami", {})
+                assert who["token_sha256"] == sha(stored(store)["access_token"])
+            logs = one.stderr() + two.stderr()
+        outputs["servers"] = logs
+        assert "oauth refresh refused" not in logs
+        assert "oauth access token taken from the store" in logs  # the other one's rotation
+        refreshes = upstream.token_requests("refresh_token")
+        assert len(refreshes) >= 2
+        assert all(r["resource"] == upstream.url for r in refreshes)
+        # Every refresh succeeded: each minted a pair, and the stored one is the newest.
+        minted = [r for r in upstream.records() if r.get("grant") == "refresh_token"]
+        assert len(minted) == len(refreshes)
+        assert stored(store)["refresh_token"] == minted[-1]["minted"][1]
+
+        code, text = cli(manifest, home, "creds", "check")
+        outputs["check-ok"] = text
+        assert code == 0, text
+        assert "oauth remote: ok" in text
+        upstream.revoke_all()
+        code, text = cli(manifest, home, "creds", "check")
+        outputs["check-revoked"] = text
+        assert code == 1, text
+        assert "upstream authorization expired: run `scoped-mcp auth login --manifest" in text
+
+        run = login_as_browser(manifest, home)
+        assert run.code == 0, run.stderr
+        outputs["login-again"] = run.stdout + run.stderr
+        code, text = cli(manifest, home, "auth", "logout")
+        outputs["logout"] = text
+        assert code == 0, text
+        assert "revoked at the provider (refresh_token, access_token)" in text
+        assert not store.exists()
+        assert len([r for r in upstream.records() if r.get("path") == "/revoke"]) == 2
+        code, text = cli(manifest, home, "auth", "status")
+        outputs["status"] = text
+        assert code == 1
+        assert "no grant stored" in text
+        no_leaks(upstream.minted(), **outputs)

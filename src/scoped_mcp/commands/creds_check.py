@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from scoped_mcp.commands.creds_deep import DeepReport, deep_check, proven
@@ -43,12 +43,16 @@ class CheckResult:
     reports: list[KeyReport]
     backends: dict[str, Finding]
     deep: list[DeepReport]
+    grants: dict[str, Finding] = field(default_factory=dict)
+    """OAuth grants of HTTP mcp_proxy modules, by module key."""
 
     @property
     def exit_code(self) -> int:
         if any(r.plan.required and r.broken for r in self.reports):
             return EXIT_BROKEN
         if any(d.required and d.finding.status not in ("ok", "unverified") for d in self.deep):
+            return EXIT_BROKEN
+        if any(g.status not in ("ok", "unverified") for g in self.grants.values()):
             return EXIT_BROKEN
         if self.warnings():
             return EXIT_WARNINGS
@@ -115,7 +119,8 @@ def collect(
     text = manifest.source_path.read_text() if manifest.source_path else ""
     ctx = AgentContext(_agent_id(text, agent_id, environ), manifest.agent_type)
     catalog = Catalog()
-    plans = build_plans(manifest, registry.plan(manifest), ctx, catalog=catalog)
+    planned = registry.plan(manifest)
+    plans = build_plans(manifest, planned, ctx, catalog=catalog)
     context = BackendContext(ctx, environ, login=options.approle_login)
     backends = load_backends(
         schemes_used(plans), manifest.credentials.settings, context, catalog=catalog
@@ -129,8 +134,23 @@ def collect(
         for backend in {id(b): b for b in backends.values()}.values():
             backend.close()
     return CheckResult(
-        str(manifest.source_path), ctx.agent_id, ctx.agent_type, reports, described, deep
+        str(manifest.source_path),
+        ctx.agent_id,
+        ctx.agent_type,
+        reports,
+        described,
+        deep,
+        _grants(planned, ctx),
     )
+
+
+def _grants(planned: Any, ctx: Any) -> dict[str, Finding]:
+    """The OAuth grants' findings; imports nothing of OAuth for a manifest without one."""
+    if "scoped_mcp.oauth.config" not in sys.modules:
+        return {}
+    from scoped_mcp.oauth.check import findings
+
+    return findings(planned, ctx)
 
 
 def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
@@ -190,6 +210,10 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             }
             for d in result.deep
         ],
+        "oauth": {
+            key: {"status": f.status, "detail": f.detail, "fix": f.fix}
+            for key, f in result.grants.items()
+        },
     }
 
 
@@ -214,6 +238,10 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
         if finding.fix:
             print(f"  fix: {finding.fix}", file=out)
     _render_table(result, out, paint)
+    for key, finding in result.grants.items():
+        print(f"oauth {key}: {paint(finding.status)}  {finding.detail}".rstrip(), file=out)
+        if finding.fix and finding.status != "ok":
+            print(f"  fix: {finding.fix}", file=out)
     for deep in result.deep:
         line = f"deep {deep.source}: {paint(deep.finding.status)}  {deep.finding.detail}"
         print(line.rstrip(), file=out)
