@@ -98,6 +98,7 @@ def _config(manifest: Manifest, key: str, spec: ModuleSpec, cls: type[ToolModule
             "base_dir": manifest.base_dir,
             "module_key": key,
             "manifest": manifest.source_path,
+            "credential_settings": manifest.credentials.settings,
         }
         return cls.config_model.model_validate(spec.config, context=context)
     except ValidationError as exc:

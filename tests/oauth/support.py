@@ -101,10 +101,12 @@ class LoginRun:
     stderr: str
 
 
-def login_as_browser(manifest: Path, home: Path, *, module: str = "remote") -> LoginRun:
+def login_as_browser(
+    manifest: Path, home: Path, *, module: str = "remote", extra_env: dict[str, str] | None = None
+) -> LoginRun:
     """Run ``auth login``, open the URL it prints with httpx (the in-memory provider approves at
     once), follow its redirect to the loopback receiver, and wait for the command to finish."""
-    env = base_env(home, AGENT_ID="agent-01", AGENT_TYPE="research")
+    env = base_env(home, AGENT_ID="agent-01", AGENT_TYPE="research", **(extra_env or {}))
     process = subprocess.Popen(
         [SCOPED_MCP, "auth", "login", "--manifest", str(manifest), "--module", module],
         env=env,

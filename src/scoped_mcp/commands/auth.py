@@ -57,11 +57,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO | None
     """The ``auth`` command ``args`` names."""
     out = out or sys.stdout
     targets, context = _targets(args.auth_manifest, args.auth_module, args.auth_agent_id, environ)
-    if args.auth_command == "login":
-        return _login(targets[0], context, environ, out)
-    if args.auth_command == "status":
-        return _status(targets, out)
-    return _logout(targets, context, out)
+    try:
+        if args.auth_command == "login":
+            return _login(targets[0], context, environ, out)
+        if args.auth_command == "status":
+            return _status(targets, out)
+        return _logout(targets, context, out)
+    finally:
+        for target in targets:
+            target.store.close()
 
 
 def _targets(
@@ -99,7 +103,12 @@ def _targets(
         config: OAuthConfig = item.config.oauth
         where = f"modules.{item.key}.config.oauth.store"
         targets.append(
-            Target(item.key, item.config.url, config, open_store(config.store, ctx, where=where))
+            Target(
+                item.key,
+                item.config.url,
+                config,
+                open_store(config.store, ctx, where=where, vault=config.vault, environ=environ),
+            )
         )
     return targets, (manifest, planned, ctx, environ)
 

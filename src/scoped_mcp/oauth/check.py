@@ -48,9 +48,13 @@ def check(url: str, config: OAuthConfig, agent_ctx: AgentContext) -> Finding:
     """Is this module's grant usable now? Refreshes it if it must, to prove it."""
     expired = f"upstream authorization expired: run `{config.login_command()}`"
     try:
-        store = open_store(config.store, agent_ctx, where=f"modules.{config.module_key}.oauth")
-        with store.locked():
-            return _check_locked(url, config, store, expired)
+        where = f"modules.{config.module_key}.config.oauth.store"
+        store = open_store(config.store, agent_ctx, where=where, vault=config.vault)
+        try:
+            with store.locked():
+                return _check_locked(url, config, store, expired)
+        finally:
+            store.close()
     except GrantRefused:
         return Finding("denied", expired, fix=config.login_command())
     except ManifestError as exc:

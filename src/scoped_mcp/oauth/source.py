@@ -32,7 +32,7 @@ from scoped_mcp.errors import BackendError, CredentialError
 from scoped_mcp.oauth.config import OAuthConfig
 from scoped_mcp.oauth.grant import Grant, digest
 from scoped_mcp.oauth.refresh import GrantRefused, refresh
-from scoped_mcp.oauth.store import GrantStore
+from scoped_mcp.oauth.store import GrantStore, StoreConflict
 
 _log = logging.getLogger(__name__)
 SecretReader = Callable[[], Awaitable[str | None]]
@@ -80,6 +80,10 @@ class TokenSource:
         if self._refused is None:
             return None
         return f"upstream authorization expired: run `{self._config.login_command()}`"
+
+    async def close(self) -> None:
+        """Release the store (a Vault store revokes its token)."""
+        await anyio.to_thread.run_sync(self._store.close)
 
     def _due(self, now: float) -> bool:
         if self._sealed is None or self._refused is not None:
@@ -158,12 +162,29 @@ class TokenSource:
             try:
                 new = refresh(grant, client_secret=secret)
             except GrantRefused:
+                # Another process may have spent this refresh token a moment ago (a store
+                # without a lock, such as Vault's check-and-set): take its rotation if so.
+                newer = self._store.read()
+                if newer is not None and digest(newer.refresh_token) != digest(grant.refresh_token):
+                    for value in newer.secrets():
+                        self._protect(value)
+                    if newer.access_token and digest(newer.access_token) not in self._rejected:
+                        return newer
                 self._refused = digest(grant.refresh_token) or "absent"
                 _log.warning("oauth refresh refused", extra={"proxy": self._label})
                 raise
             for value in new.secrets():
                 self._protect(value)
-            self._store.write(new)
+            try:
+                self._store.write(new)
+            except StoreConflict:
+                # Another process stored its rotation first; ours is valid too, but the stored
+                # one is what every process will read next.
+                _log.info(
+                    "oauth grant changed meanwhile; keeping the stored one",
+                    extra={"proxy": self._label},
+                )
+                return new
             self.refreshes += 1
             lifetime = None if new.expires_at is None else round(new.expires_at - new.issued_at)
             _log.info(

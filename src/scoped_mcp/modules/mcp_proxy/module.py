@@ -113,6 +113,7 @@ class McpProxyConfig(BaseModel):
             update={
                 "manifest_path": str(manifest) if manifest else None,
                 "module_key": context.get("module_key"),
+                "vault": (context.get("credential_settings") or {}).get("vault"),
             }
         )
 
@@ -229,6 +230,8 @@ class McpProxyModule(ToolModule):
             self._tools = self._allowlisted(listed)
         except BaseException as exc:
             await upstream.close()
+            if self.oauth is not None:
+                await self.oauth.close()
             if isinstance(exc, UpstreamFailed | BackendError):
                 raise ModuleLoadError(f"mcp_proxy: {exc}") from None
             raise
@@ -238,6 +241,8 @@ class McpProxyModule(ToolModule):
         """Stop the child (stdin closed, then SIGTERM, then SIGKILL) or end the HTTP session."""
         if self.upstream is not None:
             await self.upstream.close()
+        if self.oauth is not None:
+            await self.oauth.close()
 
     def dynamic_tools(self) -> Sequence[DynamicTool]:
         return self._tools

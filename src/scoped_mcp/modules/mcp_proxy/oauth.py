@@ -21,12 +21,14 @@ async def token_source(
 ) -> TokenSource:
     """A ``TokenSource`` over the configured store, holding a live access token."""
     where = f"modules.{config.module_key}.config.oauth.store"
-    store = open_store(config.store, agent_ctx, where=where)
+    store = open_store(config.store, agent_ctx, where=where, vault=config.vault)
     try:
         grant = await anyio.to_thread.run_sync(store.read)
     except CredentialError as exc:
+        await anyio.to_thread.run_sync(store.close)
         raise ModuleLoadError(f"mcp_proxy: {exc.message}", fix=exc.fix) from None
     if grant is None:
+        await anyio.to_thread.run_sync(store.close)
         raise ModuleLoadError(
             f"mcp_proxy: no OAuth grant is stored in {store.describe()}",
             fix=f"run `{config.login_command()}` once, as the user that runs this agent",
@@ -41,6 +43,7 @@ async def token_source(
     try:
         await source.header()
     except BackendError as exc:
+        await source.close()
         raise ModuleLoadError(f"mcp_proxy: {exc.message}", fix=exc.fix) from None
     return source
 

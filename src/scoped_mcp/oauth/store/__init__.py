@@ -7,24 +7,53 @@ so two servers of one agent type sharing a store never lose a rotated refresh to
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import Any
+
 from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
-from scoped_mcp.oauth.store.interface import GrantStore
+from scoped_mcp.oauth.store.interface import GrantStore, StoreConflict
 
-SCHEMES = ("file",)
+SCHEMES = ("file", "vault")
+FIX = "write it as file:/path/to/grant.json (a file only you can read) or vault:secret/path"
 
 
-def open_store(reference: str, agent_ctx: AgentContext, *, where: str) -> GrantStore:
-    """The store ``reference`` names, placeholders expanded; ManifestError naming the fix."""
+def open_store(
+    reference: str,
+    agent_ctx: AgentContext,
+    *,
+    where: str,
+    vault: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> GrantStore:
+    """The store ``reference`` names, placeholders expanded; ManifestError naming the fix.
+
+    ``vault`` is the manifest's validated ``credentials.vault`` (for ``vault:`` stores), and
+    ``environ`` the environment its login reads (the server's: ``os.environ`` by default).
+    """
     scheme, sep, rest = reference.partition(":")
     if not sep or not rest or scheme not in SCHEMES:
+        raise ManifestError(f"{where}: {reference!r} is not a grant store", fix=FIX)
+    rest = agent_ctx.expand(rest)
+    if scheme == "file":
+        from scoped_mcp.oauth.store.file import FileStore
+
+        return FileStore.from_reference(rest, where=where)
+    mount, _, path = rest.strip("/").partition("/")
+    path = path.removeprefix("data/")
+    if not mount or not path:
+        raise ManifestError(f"{where}: {reference!r} needs a mount and a path", fix=FIX)
+    if vault is None:
         raise ManifestError(
-            f"{where}: {reference!r} is not a grant store",
-            fix="write it as file:/path/to/grant.json (a file only you can read)",
+            f"{where}: a vault: store needs credentials.vault (address and login)",
+            fix="add credentials.vault (see docs/credentials.md)",
         )
-    from scoped_mcp.oauth.store.file import FileStore
+    from scoped_mcp.credentials.backends.vault import VaultBackend
+    from scoped_mcp.oauth.store.vault import VaultStore
 
-    return FileStore.from_reference(agent_ctx.expand(rest), where=where)
+    backend = VaultBackend(vault, os.environ if environ is None else environ)
+    return VaultStore(backend, mount, path)
 
 
-__all__ = ["GrantStore", "open_store"]
+__all__ = ["GrantStore", "StoreConflict", "open_store"]

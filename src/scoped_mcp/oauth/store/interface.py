@@ -5,9 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 
+from scoped_mcp.errors import BackendUnavailable
 from scoped_mcp.oauth.grant import Grant
 
 LOCK_SECONDS = 30.0
+
+
+class StoreConflict(BackendUnavailable):
+    """Another process replaced the grant between this one's read and write."""
 
 
 class GrantStore(ABC):
@@ -32,3 +37,7 @@ class GrantStore(ABC):
     @abstractmethod
     def delete(self) -> bool:
         """Remove the grant; whether there was one."""
+
+    def close(self) -> None:
+        """Release what the store holds (Vault: revoke its login token)."""
+        return None
