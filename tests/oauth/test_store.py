@@ -88,3 +88,40 @@ def test_the_lock_serializes_read_modify_write(tmp_path: Path) -> None:
     thread.join(timeout=30)
     assert order == ["first", "second"]
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".grant.json.")]
+
+
+def test_keyring_store_round_trip_under_its_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyring: store writes, reads back and deletes one entry, holding a 0600 lock file; the
+    entry is the grant, and nothing else of the keyring changes."""
+    from scoped_mcp.credentials.backends.keyring import KeyringSpec
+    from scoped_mcp.identity import AgentContext
+    from scoped_mcp.oauth.store import open_store
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    spec = KeyringSpec(backend="keyrings.alt.file.PlaintextKeyring")
+    env = {"XDG_STATE_HOME": str(tmp_path / "state")}
+    store = open_store(
+        "keyring:scoped-mcp/{agent_type}/oauth-gh",
+        AgentContext("a1", "research"),
+        where="w",
+        keyring=spec,
+        environ=env,
+    )
+    assert store.describe() == "keyring:scoped-mcp/research/oauth-gh"
+    written = grant()
+    with store.locked():
+        assert store.read() is None
+        store.write(written)
+    locks = list((tmp_path / "state" / "scoped-mcp" / "oauth-locks").iterdir())
+    assert len(locks) == 1
+    assert stat.S_IMODE(locks[0].stat().st_mode) == 0o600
+    assert store.read() == written
+    from keyrings.alt.file import PlaintextKeyring
+
+    raw = PlaintextKeyring().get_password("scoped-mcp/research", "oauth-gh")
+    assert raw is not None
+    assert SECRET in raw
+    assert store.delete() is True
+    assert store.read() is None

@@ -107,7 +107,14 @@ def _targets(
                 item.key,
                 item.config.url,
                 config,
-                open_store(config.store, ctx, where=where, vault=config.vault, environ=environ),
+                open_store(
+                    config.store,
+                    ctx,
+                    where=where,
+                    vault=config.vault,
+                    keyring=config.keyring,
+                    environ=environ,
+                ),
             )
         )
     return targets, (manifest, planned, ctx, environ)

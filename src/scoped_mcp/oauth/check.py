@@ -49,7 +49,9 @@ def check(url: str, config: OAuthConfig, agent_ctx: AgentContext) -> Finding:
     expired = f"upstream authorization expired: run `{config.login_command()}`"
     try:
         where = f"modules.{config.module_key}.config.oauth.store"
-        store = open_store(config.store, agent_ctx, where=where, vault=config.vault)
+        store = open_store(
+            config.store, agent_ctx, where=where, vault=config.vault, keyring=config.keyring
+        )
         try:
             with store.locked():
                 return _check_locked(url, config, store, expired)

@@ -46,6 +46,7 @@ class OAuthConfig(StrictModel):
     manifest_path: str | None = Field(default=None, exclude=True)
     module_key: str | None = Field(default=None, exclude=True)
     vault: Any = Field(default=None, exclude=True)
+    keyring: Any = Field(default=None, exclude=True)
     """The manifest's validated credentials.vault, for a vault: store (set by mcp_proxy)."""
 
     @field_validator("scopes")

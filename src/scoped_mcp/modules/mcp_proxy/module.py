@@ -114,6 +114,7 @@ class McpProxyConfig(BaseModel):
                 "manifest_path": str(manifest) if manifest else None,
                 "module_key": context.get("module_key"),
                 "vault": (context.get("credential_settings") or {}).get("vault"),
+                "keyring": (context.get("credential_settings") or {}).get("keyring"),
             }
         )
 

@@ -21,7 +21,9 @@ async def token_source(
 ) -> TokenSource:
     """A ``TokenSource`` over the configured store, holding a live access token."""
     where = f"modules.{config.module_key}.config.oauth.store"
-    store = open_store(config.store, agent_ctx, where=where, vault=config.vault)
+    store = open_store(
+        config.store, agent_ctx, where=where, vault=config.vault, keyring=config.keyring
+    )
     try:
         grant = await anyio.to_thread.run_sync(store.read)
     except CredentialError as exc:

@@ -15,8 +15,11 @@ from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.oauth.store.interface import GrantStore, StoreConflict
 
-SCHEMES = ("file", "vault")
-FIX = "write it as file:/path/to/grant.json (a file only you can read) or vault:secret/path"
+SCHEMES = ("file", "vault", "keyring")
+FIX = (
+    "write it as file:/path/to/grant.json (a file only you can read), vault:secret/path "
+    "(KV v2) or keyring:service/username"
+)
 
 
 def open_store(
@@ -25,6 +28,7 @@ def open_store(
     *,
     where: str,
     vault: Any = None,
+    keyring: Any = None,
     environ: Mapping[str, str] | None = None,
 ) -> GrantStore:
     """The store ``reference`` names, placeholders expanded; ManifestError naming the fix.
@@ -40,6 +44,15 @@ def open_store(
         from scoped_mcp.oauth.store.file import FileStore
 
         return FileStore.from_reference(rest, where=where)
+    if scheme == "keyring":
+        from scoped_mcp.credentials.backends.keyring import KeyringSpec
+        from scoped_mcp.oauth.store.keyring import KeyringStore
+
+        service, _, username = rest.rpartition("/")
+        if not service or not username:
+            raise ManifestError(f"{where}: {reference!r} needs service/username", fix=FIX)
+        spec = keyring if isinstance(keyring, KeyringSpec) else KeyringSpec()
+        return KeyringStore(spec, service, username, os.environ if environ is None else environ)
     mount, _, path = rest.strip("/").partition("/")
     path = path.removeprefix("data/")
     if not mount or not path:

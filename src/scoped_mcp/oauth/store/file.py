@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import stat
 import tempfile
-import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from scoped_mcp.credentials.backends.file import privacy_problems
@@ -26,7 +24,8 @@ from scoped_mcp.errors import (
     ManifestError,
 )
 from scoped_mcp.oauth.grant import Grant
-from scoped_mcp.oauth.store.interface import LOCK_SECONDS, GrantStore
+from scoped_mcp.oauth.store.interface import GrantStore
+from scoped_mcp.oauth.store.lock import held
 
 MAX_GRANT_BYTES = 256 * 1024
 
@@ -54,25 +53,8 @@ class FileStore(GrantStore):
     def describe(self) -> str:
         return f"file:{self.path}"
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        self._ensure_dir()
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        try:
-            deadline = time.monotonic() + LOCK_SECONDS
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise BackendUnavailable(
-                            f"the OAuth grant store {self.path} stayed locked for {LOCK_SECONDS:g}s"
-                        ) from None
-                    time.sleep(0.05)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+    def locked(self) -> AbstractContextManager[None]:
+        return held(self._lock_path, what=f"the OAuth grant store {self.path}")
 
     def read(self) -> Grant | None:
         try:

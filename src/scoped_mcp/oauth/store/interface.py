@@ -8,8 +8,6 @@ from contextlib import AbstractContextManager
 from scoped_mcp.errors import BackendUnavailable
 from scoped_mcp.oauth.grant import Grant
 
-LOCK_SECONDS = 30.0
-
 
 class StoreConflict(BackendUnavailable):
     """Another process replaced the grant between this one's read and write."""
