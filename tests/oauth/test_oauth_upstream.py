@@ -167,3 +167,63 @@ async def test_two_servers_share_one_store_across_rotations(
         assert code == 1
         assert "no grant stored" in text
         no_leaks(upstream.minted(), **outputs)
+
+
+async def test_a_preregistered_client_logs_in_and_refreshes_with_its_secret(
+    tmp_path: Path, write_manifest: Callable[..., Path], serve: Callable[..., Any]
+) -> None:
+    """With client_id and client_secret given as credentials, login skips registration, the
+    store keeps no copy of the secret, and the server's refresh authenticates with the secret
+    read through the broker; the secret appears in no output."""
+    import httpx
+
+    from tests.modules.test_mcp_proxy import free_port
+
+    store = tmp_path / "state" / "grant.json"
+    home = tmp_path / "home"
+    port = free_port()
+    with oauth_upstream(tmp_path, expiry=EXPIRY) as upstream:
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(
+                f"{upstream.base}/register",
+                json={
+                    "redirect_uris": [f"http://127.0.0.1:{port}/callback"],
+                    "token_endpoint_auth_method": "client_secret_post",
+                    "grant_types": ["authorization_code", "refresh_token"],
+                    "response_types": ["code"],
+                    "scope": "read",
+                },
+            )
+        registered = answer.json()
+        env = {"UP_ID": registered["client_id"], "UP_SECRET": registered["client_secret"]}
+        oauth = {
+            "client_id": "${cred:UP_ID}",
+            "client_secret": "${cred:UP_SECRET}",
+            "redirect_port": port,
+        }
+        manifest = write_manifest(proxy_manifest(upstream, store, **oauth))
+        registrations = len([r for r in upstream.records() if r.get("path") == "/register"])
+        run = login_as_browser(manifest, home, extra_env=env)
+        assert run.code == 0, run.stderr
+        assert "client pre-registered" in run.stdout
+        assert len([r for r in upstream.records() if r.get("path") == "/register"]) == registrations
+        first = stored(store)
+        assert first["preregistered"] is True
+        assert first["client_secret"] is None
+        async with serve(manifest, env=env) as server:
+            await parsed(server, "remote_whoami", {})
+            now = stored(store)
+            due = now["issued_at"] + (now["expires_at"] - now["issued_at"]) * 2 / 3
+            await anyio.sleep(max(0.0, due - time.time()) + 0.5)
+            who = await parsed(server, "remote_whoami", {})
+            after = stored(store)
+            audit = server.audit_path.read_text()
+        assert after["refresh_token"] != now["refresh_token"]
+        assert who["token_sha256"] == sha(after["access_token"])
+        no_leaks(
+            [*upstream.minted(), registered["client_secret"]],
+            login=run.stdout + run.stderr,
+            audit=audit,
+            stderr=server.stderr(),
+        )
+        no_leaks([registered["client_secret"]], store=store.read_text())  # no copy kept

@@ -31,9 +31,16 @@ class LoginRefused(ScopedMCPError):
 class LoopbackCallback:
     """Receives one authorization response on ``redirect_uri``."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
+        try:
+            self._socket.bind(("127.0.0.1", port))
+        except OSError:
+            self._socket.close()
+            raise LoginRefused(
+                f"the loopback port {port} for the login's redirect is in use",
+                fix="stop what listens there, or change oauth.redirect_port",
+            ) from None
         self._socket.listen(8)
         self._socket.setblocking(False)
         self.port: int = self._socket.getsockname()[1]

@@ -40,6 +40,13 @@ class OAuthConfig(StrictModel):
         default_factory=dict,
         description="Extra client metadata for dynamic registration (client_name, ...).",
     )
+    redirect_port: int | None = Field(
+        default=None,
+        ge=1024,
+        le=65535,
+        description="A fixed loopback port for the login's redirect, for a pre-registered client "
+        "whose server matches redirect URIs exactly (default: a free port).",
+    )
     login_timeout: float = Field(
         default=300, gt=0, le=3600, description="Seconds auth login waits for the browser."
     )

@@ -81,7 +81,7 @@ async def login(
     environ: Mapping[str, str],
 ) -> Grant:
     """Run the flow against the upstream at ``url``, store the grant, and return it."""
-    callback = LoopbackCallback()
+    callback = LoopbackCallback(config.redirect_port or 0)
     await callback.start()
     metadata = _metadata(config, callback.redirect_uri, client)
     preregistered = None
