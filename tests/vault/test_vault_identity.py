@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,10 @@ from scoped_mcp.credentials.backends.vault.identity import VaultIdentityBackend
 from scoped_mcp.credentials.refs import SecretRef
 from scoped_mcp.errors import ManifestError
 from scoped_mcp.identity import AgentContext
+from tests.support import base_env, run_cli
 from tests.vault.conftest import Bao
+from tests.vault.test_mcp_proxy_vault import parsed
+from tests.vault.test_vault_stdio import approle_env, vault_manifest
 
 IDENTITY = Path(__file__).resolve().parents[2] / "secrets_backends" / "vault" / "identity.sh"
 ROLE = "scoped-mcp-research"
@@ -117,3 +121,51 @@ def test_references_name_a_role_only() -> None:
         path, _, field = text.partition("#")
         with pytest.raises(ManifestError):
             VaultIdentityBackend.parse_ref("vault-identity", path, field, text=text, where="k")
+
+
+@pytest.mark.anyio
+@pytest.mark.stdio
+async def test_two_agents_over_stdio_get_their_own_claims(
+    bao: Bao,
+    identity_roles: str,
+    write_manifest: Callable[..., Path],
+    serve: Callable[..., Any],
+) -> None:
+    """Two servers of one agent type, one AppRole role, running at once: each module's
+    identity token names its own agent; a module echoing the token shows it scrubbed; creds
+    check proves the key without printing it."""
+    manifest_data = vault_manifest(bao, keys={"ID_TOKEN": "vault-identity:scoped-mcp-{agent_type}"})
+    manifest_data["modules"] = {
+        "ident": {"type": "credential_modules.identity_claims:IdentityClaimsModule"}
+    }
+    manifest = write_manifest(manifest_data)
+    async with (
+        serve(manifest, agent_id="research-21", env=approle_env(bao)) as one,
+        serve(manifest, agent_id="research-22", env=approle_env(bao)) as two,
+    ):
+        seen = {}
+        for name, server in (("research-21", one), ("research-22", two)):
+            result = await parsed(server, "ident_claims", {})
+            assert result["claims"]["agent_id"] == name
+            assert result["claims"]["agent_type"] == "research"
+            assert result["claims"]["aud"] == identity_roles
+            seen[name] = result["claims"]["sub"]
+            echoed = await server.client.call_tool("ident_echo", {})
+            text = echoed.content[0].text  # type: ignore[union-attr]
+            assert text == "token=[REDACTED]"
+            assert "eyJ" not in server.audit_path.read_text()  # no JWT (base64url JSON) logged
+    assert seen["research-21"] != seen["research-22"]
+    env = {**approle_env(bao), "VAULT_SECRET_ID": bao.secret_id("research")}
+    done = run_cli(
+        "creds",
+        "check",
+        "--manifest",
+        str(manifest),
+        "--agent-id",
+        "research-23",
+        env=base_env(manifest.parent / "home", **env),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "minted an identity token for research-23" in done.stdout
+    assert "eyJ" not in done.stdout + done.stderr
+    assert "eyJ" not in one.stderr() + two.stderr()
