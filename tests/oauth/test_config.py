@@ -81,3 +81,34 @@ def test_a_manifest_without_oauth_imports_nothing_of_oauth(tmp_path: Path) -> No
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_auth_commands_refuse_a_module_without_oauth(tmp_path: Path) -> None:
+    """auth login for an unknown module, or one without an oauth block, exits 2 naming it."""
+    from tests.support import base_env, run_cli
+
+    manifest = tmp_path / "m.yml"
+    manifest.write_text(
+        "agent_type: research\nmodules:\n  up:\n"
+        "    type: scoped_mcp.modules.mcp_proxy:McpProxyModule\n"
+        "    config: {url: 'https://mcp.example.org/mcp', tools: {a: read}}\n"
+    )
+    env = base_env(tmp_path / "home")
+    for module, message in (("nope", "has no module 'nope'"), ("up", "has no oauth block")):
+        done = run_cli("auth", "login", "--manifest", str(manifest), "--module", module, env=env)
+        assert done.returncode == 2
+        assert message in done.stderr
+    status = run_cli("auth", "status", "--manifest", str(manifest), env=env)
+    assert status.returncode == 0
+    assert "no module of this manifest has an oauth block" in status.stdout
+
+
+def test_only_https_or_loopback_endpoints_get_tokens() -> None:
+    """A discovered endpoint on plain http to a remote host is refused."""
+    from scoped_mcp.oauth.config import safe_endpoint
+
+    assert safe_endpoint("https://auth.example.org/token")
+    assert safe_endpoint("http://127.0.0.1:8080/token")
+    assert not safe_endpoint("http://auth.example.org/token")
+    assert not safe_endpoint("https://user:pw@auth.example.org/token")
+    assert not safe_endpoint("ftp://auth.example.org/token")

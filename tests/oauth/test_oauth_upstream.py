@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import stat
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -227,3 +228,27 @@ async def test_a_preregistered_client_logs_in_and_refreshes_with_its_secret(
             stderr=server.stderr(),
         )
         no_leaks([registered["client_secret"]], store=store.read_text())  # no copy kept
+
+
+def test_a_login_nobody_completes_times_out_and_stores_nothing(
+    tmp_path: Path, write_manifest: Callable[..., Path]
+) -> None:
+    """auth login whose URL is never opened gives up after login_timeout, exit 1, no store."""
+    from tests.support import SCOPED_MCP
+
+    store = tmp_path / "state" / "grant.json"
+    with oauth_upstream(tmp_path, expiry=EXPIRY) as upstream:
+        manifest = write_manifest(proxy_manifest(upstream, store, login_timeout=3))
+        env = base_env(tmp_path / "home", AGENT_ID="agent-01")
+        done = subprocess.run(
+            [SCOPED_MCP, "auth", "login", "--manifest", str(manifest), "--module", "remote"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "no answer from the browser within 3s" in done.stderr
+    assert "http://127.0.0.1:" in done.stdout  # the URL was printed
+    assert not store.exists()

@@ -3,8 +3,10 @@ store that keeps the grant."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
@@ -16,6 +18,21 @@ CLIENT_METADATA_FIELDS = frozenset(
     {"client_name", "client_uri", "logo_uri", "contacts", "tos_uri", "policy_uri", "software_id"}
     | {"software_version", "token_endpoint_auth_method"}
 )
+
+
+def safe_endpoint(url: str) -> bool:
+    """Whether a token may be sent to ``url``: https, or plain http to a loopback address."""
+    parts = urlsplit(url)
+    if parts.username or not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    try:
+        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class OAuthConfig(StrictModel):

@@ -27,7 +27,7 @@ from mcp_types import LATEST_PROTOCOL_VERSION
 
 from scoped_mcp.errors import ScopedMCPError
 from scoped_mcp.oauth.callback import LoginRefused, LoopbackCallback
-from scoped_mcp.oauth.config import OAuthConfig
+from scoped_mcp.oauth.config import OAuthConfig, safe_endpoint
 from scoped_mcp.oauth.grant import Grant
 from scoped_mcp.oauth.store import GrantStore
 
@@ -178,6 +178,15 @@ def _grant(
     metadata = context.oauth_metadata
     if metadata is None:
         raise LoginFailed("the upstream published no authorization server metadata (RFC 8414)")
+    for name, endpoint in (
+        ("token endpoint", str(metadata.token_endpoint)),
+        ("revocation endpoint", str(metadata.revocation_endpoint or "")),
+    ):
+        if endpoint and not safe_endpoint(endpoint):
+            raise LoginFailed(
+                f"the authorization server's {name} is not https (or http to a loopback address)",
+                fix="use an upstream whose authorization server is served over https",
+            )
     now = time.time()
     return Grant(
         server_url=url,
