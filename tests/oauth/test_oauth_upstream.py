@@ -90,6 +90,11 @@ async def test_login_then_refresh_rotation_and_revocation(
             assert "--module remote`" in error
             audit = server.audit_path.read_text()
         outputs["audit"] = audit
+        events = [json.loads(line) for line in audit.splitlines() if line]
+        oauth = [e for e in events if e.get("backend") == "oauth"]
+        assert any(e["action"] == "rotated" and e["rotated"] for e in oauth)
+        assert any(e["action"] == "failed" and e["status"] == "denied" for e in oauth)
+        assert all(e["module"] == "remote" for e in oauth)
         outputs["stderr"] = server.stderr()
         assert "[REDACTED]" in outputs["echo"]
         status = run_cli(

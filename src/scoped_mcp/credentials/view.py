@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scoped_mcp.errors import CredentialError
 
@@ -44,6 +44,10 @@ class CredentialView(Protocol):
 
     def protect(self, value: str) -> None:
         """Have the redactor scrub ``value``, a secret the module obtained itself."""
+        ...
+
+    def record(self, action: str, **fields: Any) -> None:
+        """Write a credential audit event about such a secret (names only, never a value)."""
         ...
 
     def __contains__(self, key: object) -> bool:
@@ -88,6 +92,10 @@ class ModuleCredentials(Mapping[str, str]):
     def protect(self, value: str) -> None:
         """Have the redactor scrub ``value`` (an OAuth token this module's upstream minted)."""
         self._broker.protect(value)
+
+    def record(self, action: str, **fields: Any) -> None:
+        """A credential audit event for this module (an OAuth refresh): names, never values."""
+        self._broker.record(action, module=self._module, **fields)
 
     def __contains__(self, key: object) -> bool:
         """Whether the module declared ``key``; fetches nothing."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -52,6 +53,7 @@ class TokenSource:
         config: OAuthConfig,
         protect: Callable[[str], None],
         client_secret: SecretReader | None = None,
+        record: Callable[..., None] | None = None,
         label: str = "mcp_proxy",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -59,6 +61,7 @@ class TokenSource:
         self._config = config
         self._protect = protect
         self._client_secret = client_secret
+        self._record = record or (lambda *a, **k: None)
         self._label = label
         self._clock = clock
         self._sealer = Sealer()
@@ -147,6 +150,7 @@ class TokenSource:
             grant = self._store.read()
             if grant is None:
                 self._refused = "absent"
+                self._event("failed", status="missing", error="no OAuth grant is stored")
                 raise GrantRefused("no grant is stored")
             for value in grant.secrets():
                 self._protect(value)
@@ -172,6 +176,7 @@ class TokenSource:
                         return newer
                 self._refused = digest(grant.refresh_token) or "absent"
                 _log.warning("oauth refresh refused", extra={"proxy": self._label})
+                self._event("failed", status="denied", error="the refresh was refused")
                 raise
             for value in new.secrets():
                 self._protect(value)
@@ -186,6 +191,7 @@ class TokenSource:
                 )
                 return new
             self.refreshes += 1
+            self._event("rotated", rotated=new.refresh_token != grant.refresh_token)
             lifetime = None if new.expires_at is None else round(new.expires_at - new.issued_at)
             _log.info(
                 "oauth access token refreshed",
@@ -196,6 +202,15 @@ class TokenSource:
                 },
             )
             return new
+
+    def _event(self, action: str, **fields: Any) -> None:
+        self._record(
+            action,
+            key=[f"{self._label}:oauth"],
+            backend="oauth",
+            source=self._store.describe(),
+            **fields,
+        )
 
     def _adopt(self, grant: Grant) -> None:
         assert grant.access_token is not None

@@ -40,6 +40,7 @@ async def token_source(
         config=config,
         protect=credentials.protect,
         client_secret=_secret_reader(config, credentials),
+        record=credentials.record,
         label=config.module_key or "mcp_proxy",
     )
     try:
