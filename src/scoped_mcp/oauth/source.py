@@ -156,7 +156,7 @@ class TokenSource:
                 self._protect(value)
             stored = digest(grant.access_token)
             if grant.fresh(self._clock()) and stored and stored not in self._rejected:
-                if stored != self._digest:
+                if self._digest and stored != self._digest:  # another process's rotation
                     _log.info(
                         "oauth access token taken from the store", extra={"proxy": self._label}
                     )
