@@ -112,3 +112,28 @@ def test_only_https_or_loopback_endpoints_get_tokens() -> None:
     assert not safe_endpoint("http://auth.example.org/token")
     assert not safe_endpoint("https://user:pw@auth.example.org/token")
     assert not safe_endpoint("ftp://auth.example.org/token")
+
+
+def test_manifest_validate_names_a_bad_store_and_a_vault_store_without_vault(
+    tmp_path: Path,
+) -> None:
+    """`manifest validate` (no network, no store touched) refuses a relative file store and a
+    vault: store in a manifest without credentials.vault, naming the field."""
+    from tests.support import base_env, run_cli
+
+    for store, message in (
+        ("file:relative.json", "a file: store needs an absolute path"),
+        ("vault:secret/scoped-mcp/oauth/x", "a vault: store needs credentials.vault"),
+        ("s3:bucket/x", "store must be file:"),
+    ):
+        manifest = tmp_path / "m.yml"
+        manifest.write_text(
+            "agent_type: research\nmodules:\n  up:\n"
+            "    type: scoped_mcp.modules.mcp_proxy:McpProxyModule\n"
+            "    config:\n      url: 'https://mcp.example.org/mcp'\n      tools: {a: read}\n"
+            f"      oauth: {{store: '{store}'}}\n"
+        )
+        done = run_cli("manifest", "validate", str(manifest), env=base_env(tmp_path / "home"))
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert message in done.stdout + done.stderr
+        assert "oauth" in done.stdout + done.stderr

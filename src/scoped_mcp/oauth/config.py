@@ -73,6 +73,18 @@ class OAuthConfig(StrictModel):
     keyring: Any = Field(default=None, exclude=True)
     """The manifest's validated credentials.vault, for a vault: store (set by mcp_proxy)."""
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        scheme, sep, rest = value.partition(":")
+        if not sep or not rest.strip("/") or scheme not in ("file", "vault", "keyring"):
+            raise ValueError(
+                "store must be file:/path/grant.json, vault:mount/path or keyring:service/user"
+            )
+        if scheme == "file" and not rest.startswith(("/", "~")):
+            raise ValueError("store: a file: store needs an absolute path (or one from ~)")
+        return value
+
     @field_validator("scopes")
     @classmethod
     def _scopes(cls, value: list[str]) -> list[str]:

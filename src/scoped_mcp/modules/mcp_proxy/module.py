@@ -108,6 +108,15 @@ class McpProxyConfig(BaseModel):
 
         context = info.context or {}
         parsed = OAuthConfig.model_validate(value, context=context)
+        settings = context.get("credential_settings") or {}
+        if (
+            parsed.store.startswith("vault:")
+            and "credential_settings" in context
+            and ("vault" not in settings)
+        ):
+            raise ValueError(
+                "oauth.store: a vault: store needs credentials.vault (address and login)"
+            )
         manifest = context.get("manifest")
         return parsed.model_copy(
             update={
