@@ -167,11 +167,12 @@ def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
 
 
 def to_json(result: CheckResult) -> dict[str, Any]:
-    """The stable, documented JSON form (schema_version 1)."""
+    """The stable, documented JSON form (schema_version 1); ``oauth`` only when a module has
+    an oauth: block."""
     counts: dict[str, int] = {}
     for report in result.reports:
         counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
-    return {
+    out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "manifest": result.manifest,
         "agent_id": result.agent_id,
@@ -210,11 +211,13 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             }
             for d in result.deep
         ],
-        "oauth": {
+    }
+    if result.grants:
+        out["oauth"] = {
             key: {"status": f.status, "detail": f.detail, "fix": f.fix}
             for key, f in result.grants.items()
-        },
-    }
+        }
+    return out
 
 
 _COLOURS = {"ok": "32", "unverified": "33", "unreachable": "33"}  # every other status is red
