@@ -117,6 +117,13 @@ async def test_login_and_refresh_through_a_vault_store(
         assert after["refresh_token"] != first["refresh_token"]  # rotated, written back
         assert before["client_id"] == after["client_id"]
         assert upstream.token_requests("refresh_token")
-        texts = {"login": run.stdout + run.stderr, "audit": audit, "stderr": server.stderr()}
+        again = login_as_browser(manifest, home, extra_env={"VAULT_TOKEN": token})
+        assert again.code == 0, again.stderr  # a new login replaces the stored grant
+        assert stored()["refresh_token"] != after["refresh_token"]
+        texts = {
+            "login": run.stdout + run.stderr + again.stdout + again.stderr,
+            "audit": audit,
+            "stderr": server.stderr(),
+        }
         found = [h for s in upstream.minted() for w, t in texts.items() for h in leaks(s, w, t)]
         assert not found, found

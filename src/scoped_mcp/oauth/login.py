@@ -12,6 +12,7 @@ resource, which the SDK's ``TokenStorage`` protocol has no place for.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from mcp.client.auth.exceptions import OAuthFlowError, OAuthRegistrationError, O
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from mcp_types import LATEST_PROTOCOL_VERSION
 
-from scoped_mcp.errors import ScopedMCPError
+from scoped_mcp.errors import CredentialError, ScopedMCPError
 from scoped_mcp.oauth.callback import LoginRefused, LoopbackCallback
 from scoped_mcp.oauth.config import OAuthConfig, safe_endpoint
 from scoped_mcp.oauth.grant import Grant
@@ -209,5 +210,10 @@ def _grant(
 
 
 def _write(store: GrantStore, grant: Grant) -> None:
+    """Replace whatever grant is stored (a new login supersedes it)."""
     with store.locked():
+        # Read first: a check-and-set store writes against the version it saw. An unreadable
+        # old grant is replaced as well.
+        with contextlib.suppress(CredentialError):
+            store.read()
         store.write(grant)
