@@ -163,45 +163,43 @@ class TokenSource:
                 return grant
             if self._refused is not None and digest(grant.refresh_token) == self._refused:
                 raise GrantRefused("the stored refresh token was refused before")
-            try:
-                new = refresh(grant, client_secret=secret)
-            except GrantRefused:
-                # Another process may have spent this refresh token a moment ago (a store
-                # without a lock, such as Vault's check-and-set): take its rotation if so.
-                newer = self._store.read()
-                if newer is not None and digest(newer.refresh_token) != digest(grant.refresh_token):
-                    for value in newer.secrets():
-                        self._protect(value)
-                    if newer.access_token and digest(newer.access_token) not in self._rejected:
-                        return newer
-                self._refused = digest(grant.refresh_token) or "absent"
-                _log.warning("oauth refresh refused", extra={"proxy": self._label})
-                self._event("failed", status="denied", error="the refresh was refused")
-                raise
-            for value in new.secrets():
-                self._protect(value)
-            try:
-                self._store.write(new)
-            except StoreConflict:
-                # Another process stored its rotation first; ours is valid too, but the stored
-                # one is what every process will read next.
-                _log.info(
-                    "oauth grant changed meanwhile; keeping the stored one",
-                    extra={"proxy": self._label},
-                )
-                return new
-            self.refreshes += 1
-            self._event("rotated", rotated=new.refresh_token != grant.refresh_token)
-            lifetime = None if new.expires_at is None else round(new.expires_at - new.issued_at)
-            _log.info(
-                "oauth access token refreshed",
-                extra={
-                    "proxy": self._label,
-                    "expires_in": lifetime,
-                    "rotated": new.refresh_token != grant.refresh_token,
-                },
-            )
+            return self._refresh_and_store(grant, secret)
+
+    def _refresh_and_store(self, grant: Grant, secret: str | None) -> Grant:
+        """Spend the stored refresh token and write the rotation back (the lock is held)."""
+        try:
+            new = refresh(grant, client_secret=secret)
+        except GrantRefused:
+            # Another process may have spent this refresh token a moment ago (a store without
+            # a lock, such as Vault's check-and-set): take its rotation if so.
+            newer = self._store.read()
+            if newer is not None and digest(newer.refresh_token) != digest(grant.refresh_token):
+                for value in newer.secrets():
+                    self._protect(value)
+                if newer.access_token and digest(newer.access_token) not in self._rejected:
+                    return newer
+            self._refused = digest(grant.refresh_token) or "absent"
+            _log.warning("oauth refresh refused", extra={"proxy": self._label})
+            self._event("failed", status="denied", error="the refresh was refused")
+            raise
+        for value in new.secrets():
+            self._protect(value)
+        rotated = new.refresh_token != grant.refresh_token
+        try:
+            self._store.write(new)
+        except StoreConflict:
+            # Another process stored its rotation first: the store keeps that one, which every
+            # process reads next; this process uses its own, equally valid, token meanwhile.
+            _log.info("oauth grant stored by another process first", extra={"proxy": self._label})
             return new
+        self.refreshes += 1
+        self._event("rotated", rotated=rotated)
+        lifetime = None if new.expires_at is None else round(new.expires_at - new.issued_at)
+        _log.info(
+            "oauth access token refreshed",
+            extra={"proxy": self._label, "expires_in": lifetime, "rotated": rotated},
+        )
+        return new
 
     def _event(self, action: str, **fields: Any) -> None:
         self._record(

@@ -1,8 +1,8 @@
 """Where an OAuth grant lives: a writable store named by a reference in ``oauth.store``.
 
 ``interface.py`` is the ``GrantStore`` base; ``file.py``, ``vault.py`` (KV v2, check-and-set)
-and ``keyring.py`` the stores; ``lock.py`` the ``flock`` the file and keyring stores hold. A store reads,
-writes and deletes one grant, and ``locked()`` serializes read-modify-write across processes,
+and ``keyring.py`` the stores; ``lock.py`` the ``flock`` the file and keyring stores hold. A
+store reads, writes and deletes one grant, and ``locked()`` serializes read-modify-write across processes,
 so two servers of one agent type sharing a store never lose a rotated refresh token.
 """
 
