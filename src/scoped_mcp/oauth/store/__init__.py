@@ -2,8 +2,9 @@
 
 ``interface.py`` is the ``GrantStore`` base; ``file.py``, ``vault.py`` (KV v2, check-and-set)
 and ``keyring.py`` the stores; ``lock.py`` the ``flock`` the file and keyring stores hold. A
-store reads, writes and deletes one grant, and ``locked()`` serializes read-modify-write across processes,
-so two servers of one agent type sharing a store never lose a rotated refresh token.
+store reads, writes and deletes one grant, and ``locked()`` serializes read-modify-write
+across processes, so two servers of one agent type sharing a store never lose a rotated
+refresh token.
 """
 
 from __future__ import annotations
