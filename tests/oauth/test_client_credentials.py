@@ -164,3 +164,36 @@ async def test_client_credentials_token_is_cached_renewed_and_never_shown(
     minted = [t for r in records(log) for t in r.get("minted", [])]
     found = [h for s in [*minted, secret] for w, t in outputs.items() for h in leaks(s, w, t)]
     assert not found, found
+
+
+async def test_http_proxy_service_auth_takes_a_client_credentials_token(
+    tmp_path: Path, token_endpoint: tuple[str, Path, str]
+) -> None:
+    """The same key in http_proxy's service auth: the service receives the minted token as
+    its bearer header, and the module's result shows neither it nor the client secret."""
+    from scoped_mcp.testing.harness import module_harness
+    from tests.modules.test_http_proxy import RESOLVER_TABLE, config, lab
+    from tests.services.checks import assert_clean
+    from tests.services.harness import Built
+    from tests.services.netlab import StaticResolver
+
+    url, log, secret = token_endpoint
+    data = manifest_for(url, "http://127.0.0.1:1/mcp")
+    credentials = {**data["credentials"], "keys": {"API_TOKEN": "oauth-client:partner"}}
+    env = {"PARTNER_ID": CLIENT_ID, "PARTNER_SECRET": secret}
+    with lab() as the_lab:
+        async with module_harness(
+            tmp_path,
+            "http_proxy",
+            config(the_lab.allowed.port),
+            env=env,
+            manifest={"credentials": credentials},
+        ) as harness:
+            built = Built(harness)
+            built.module.resolver = StaticResolver(dict(RESOLVER_TABLE))
+            result = await built.module.get("api", "v1/items")
+    minted = [t for r in records(log) for t in r.get("minted", [])]
+    (request,) = the_lab.allowed.requests
+    assert request.header("authorization") == f"Bearer {minted[-1]}"
+    assert result["status"] == 200
+    assert_clean(repr(result), [*minted, secret])
