@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -130,3 +131,23 @@ class OAuthConfig(StrictModel):
         """The command that gives this upstream a new grant."""
         manifest = self.manifest_path or "M"
         return f"scoped-mcp auth login --manifest {manifest} --module {self.module_key or 'KEY'}"
+
+
+def from_manifest(value: Any, context: Mapping[str, Any]) -> OAuthConfig:
+    """The ``oauth:`` block of module ``context["module_key"]``, with what it needs of the rest
+    of the manifest: its path (for the login command), and ``credentials.vault`` and
+    ``credentials.keyring`` (for those stores). ``ValueError`` for a pydantic error line."""
+    parsed = OAuthConfig.model_validate(value, context=dict(context))
+    settings = context.get("credential_settings") or {}
+    known = "credential_settings" in context  # False when validated outside a manifest
+    if parsed.store.startswith("vault:") and known and "vault" not in settings:
+        raise ValueError("oauth.store: a vault: store needs credentials.vault (address and login)")
+    manifest = context.get("manifest")
+    return parsed.model_copy(
+        update={
+            "manifest_path": str(manifest) if manifest else None,
+            "module_key": context.get("module_key"),
+            "vault": settings.get("vault"),
+            "keyring": settings.get("keyring"),
+        }
+    )

@@ -104,28 +104,9 @@ class McpProxyConfig(BaseModel):
         if value is None:
             return None
         # Imported only when a manifest has an oauth: block.
-        from scoped_mcp.oauth.config import OAuthConfig
+        from scoped_mcp.oauth.config import from_manifest
 
-        context = info.context or {}
-        parsed = OAuthConfig.model_validate(value, context=context)
-        settings = context.get("credential_settings") or {}
-        if (
-            parsed.store.startswith("vault:")
-            and "credential_settings" in context
-            and ("vault" not in settings)
-        ):
-            raise ValueError(
-                "oauth.store: a vault: store needs credentials.vault (address and login)"
-            )
-        manifest = context.get("manifest")
-        return parsed.model_copy(
-            update={
-                "manifest_path": str(manifest) if manifest else None,
-                "module_key": context.get("module_key"),
-                "vault": (context.get("credential_settings") or {}).get("vault"),
-                "keyring": (context.get("credential_settings") or {}).get("keyring"),
-            }
-        )
+        return from_manifest(value, info.context or {})
 
     @field_validator("env")
     @classmethod
