@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     pin.add_argument("--manifest", dest="pin_manifest", required=True)
     pin.add_argument("--module", metavar="KEY", help="pin only this module (others keep theirs)")
     _add_approvals_commands(commands)
+    from scoped_mcp.commands import auth
+
+    auth.add_parser(commands)
     commands.add_parser(
         "zygote",
         help="run the fork server: import the framework once, start each agent by forking "
@@ -243,6 +246,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         from scoped_mcp.commands import pin
 
         return pin.run(args.pin_manifest, module=args.module, environ=os.environ)
+    if args.command == "auth":
+        from scoped_mcp.commands import auth
+
+        return auth.run(args, os.environ)
     if args.command == "zygote":
         from scoped_mcp.commands import zygote
 

@@ -94,9 +94,13 @@ def _config(manifest: Manifest, key: str, spec: ModuleSpec, cls: type[ToolModule
     if cls.config_model is None:
         return dict(spec.config)
     try:
-        return cls.config_model.model_validate(
-            spec.config, context={"base_dir": manifest.base_dir, "manifest": manifest.source_path}
-        )
+        context = {
+            "base_dir": manifest.base_dir,
+            "module_key": key,
+            "manifest": manifest.source_path,
+            "credential_settings": manifest.credentials.settings,
+        }
+        return cls.config_model.model_validate(spec.config, context=context)
     except ValidationError as exc:
         where = manifest.source_path or manifest.base_dir
         raise ManifestError(

@@ -35,6 +35,12 @@ class MemoryView:
     def __contains__(self, key: object) -> bool:
         return key in self._values
 
+    def protect(self, value: str) -> None:
+        self._values.setdefault("_protected", value)
+
+    def record(self, action: str, **fields: object) -> None:
+        return None
+
 
 async def sent(auth: CredentialAuth, path: str = "/x") -> tuple[httpx.Request, httpx.Request]:
     """Send one request through ``auth`` to a transport that records it; return (seen, after)."""

@@ -50,12 +50,16 @@ class CheckResult:
     exposures: list[Exposure] = field(default_factory=list)
     audited: bool = False
     """Whether ``--audit`` was given (the JSON then has ``exposed``)."""
+    grants: dict[str, Finding] = field(default_factory=dict)
+    """OAuth grants of HTTP mcp_proxy modules, by module key."""
 
     @property
     def exit_code(self) -> int:
         if any(r.plan.required and r.broken for r in self.reports):
             return EXIT_BROKEN
         if any(d.required and d.finding.status not in ("ok", "unverified") for d in self.deep):
+            return EXIT_BROKEN
+        if any(g.status not in ("ok", "unverified") for g in self.grants.values()):
             return EXIT_BROKEN
         if self.warnings():
             return EXIT_WARNINGS
@@ -166,7 +170,17 @@ def collect(
         module_warnings,
         exposures,
         audited=options.audit is not None,
+        grants=_grants(planned, ctx),
     )
+
+
+def _grants(planned: Any, ctx: Any) -> dict[str, Finding]:
+    """The OAuth grants' findings; imports nothing of OAuth for a manifest without one."""
+    if "scoped_mcp.oauth.config" not in sys.modules:
+        return {}
+    from scoped_mcp.oauth.check import findings
+
+    return findings(planned, ctx)
 
 
 def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
@@ -183,7 +197,8 @@ def _describe(backends: Mapping[str, SecretBackend]) -> dict[str, Finding]:
 
 
 def to_json(result: CheckResult) -> dict[str, Any]:
-    """The stable, documented JSON form (schema_version 1)."""
+    """The stable, documented JSON form (schema_version 1); ``oauth`` only when a module has
+    an oauth: block."""
     counts: dict[str, int] = {}
     for report in result.reports:
         counts[report.finding.status] = counts.get(report.finding.status, 0) + 1
@@ -242,6 +257,11 @@ def to_json(result: CheckResult) -> dict[str, Any]:
             }
             for e in result.exposures
         ]
+    if result.grants:
+        document["oauth"] = {
+            key: {"status": f.status, "detail": f.detail, "fix": f.fix}
+            for key, f in result.grants.items()
+        }
     return document
 
 
@@ -266,6 +286,10 @@ def render(result: CheckResult, out: TextIO, *, colour: bool) -> None:
         if finding.fix:
             print(f"  fix: {finding.fix}", file=out)
     _render_table(result, out, paint)
+    for key, finding in result.grants.items():
+        print(f"oauth {key}: {paint(finding.status)}  {finding.detail}".rstrip(), file=out)
+        if finding.fix and finding.status != "ok":
+            print(f"  fix: {finding.fix}", file=out)
     for deep in result.deep:
         line = f"deep {deep.source}: {paint(deep.finding.status)}  {deep.finding.detail}"
         print(line.rstrip(), file=out)

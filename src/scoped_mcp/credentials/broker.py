@@ -168,6 +168,15 @@ class CredentialBroker:
 
         return per_call.call_leases(self)
 
+    def protect(self, value: str) -> None:
+        """Scrub a secret the broker did not fetch (an OAuth token a module refreshed) from
+        everything that leaves the process, as every released value is."""
+        self._redactor.add(value)
+
+    def record(self, action: str, **fields: Any) -> None:
+        """An audit event about such a secret (an OAuth grant refreshed): names, never values."""
+        self._emit(action, **fields)
+
     async def ensure(self, module: str, key: str) -> None:
         """Make sure a module's key has a live value, fetching it if needed; reveals nothing."""
         await self._live_entry(self.plan(module, key))

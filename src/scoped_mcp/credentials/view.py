@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scoped_mcp.errors import CredentialError
 
@@ -40,6 +40,14 @@ class CredentialView(Protocol):
 
     def __getitem__(self, key: str) -> str:
         """The value as a ``str`` (fetched just in time; it cannot be wiped)."""
+        ...
+
+    def protect(self, value: str) -> None:
+        """Have the redactor scrub ``value``, a secret the module obtained itself."""
+        ...
+
+    def record(self, action: str, **fields: Any) -> None:
+        """Write a credential audit event about such a secret (names only, never a value)."""
         ...
 
     def __contains__(self, key: object) -> bool:
@@ -80,6 +88,14 @@ class ModuleCredentials(Mapping[str, str]):
             if key in self._optional and key in self._broker.keys_of(self._module):
                 raise KeyError(key) from None
             raise
+
+    def protect(self, value: str) -> None:
+        """Have the redactor scrub ``value`` (an OAuth token this module's upstream minted)."""
+        self._broker.protect(value)
+
+    def record(self, action: str, **fields: Any) -> None:
+        """A credential audit event for this module (an OAuth refresh): names, never values."""
+        self._broker.record(action, module=self._module, **fields)
 
     def __contains__(self, key: object) -> bool:
         """Whether the module declared ``key``; fetches nothing."""

@@ -9,6 +9,7 @@ references never imports the Vault backend, let alone hvac.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
@@ -84,6 +85,7 @@ def load_backends(
     ``settings`` are the validated manifest blocks by scheme (``CredentialsSpec.settings``).
     """
     catalog = catalog or Catalog()
+    context = replace(context, settings=settings)
     backends: dict[str, SecretBackend] = {}
     for scheme in sorted(set(schemes)):
         if scheme in backends:

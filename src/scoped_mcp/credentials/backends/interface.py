@@ -76,6 +76,9 @@ class BackendContext:
     agent_ctx: AgentContext
     environ: Mapping[str, str]
     login: LoginSpend = "unwrap"
+    settings: Mapping[str, BaseModel] = field(default_factory=dict)
+    """Every backend's validated settings by owner scheme, for a backend that reads its own
+    inputs through other backends (``oauth-client:`` reads its client id and secret)."""
 
 
 class SecretBackend(ABC):

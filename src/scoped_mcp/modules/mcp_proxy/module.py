@@ -129,6 +129,21 @@ class McpProxyConfig(BaseModel):
         "refuse to start (required). Tools that differ from their pins are always withdrawn.",
     )
     _manifest: Path | None = PrivateAttr(default=None)
+    oauth: Any = Field(
+        default=None,
+        description="OAuth 2.1 for a url upstream: store, scopes, optional client "
+        "(docs/modules/mcp_proxy.md#oauth-upstreams).",
+    )
+
+    @field_validator("oauth", mode="before")
+    @classmethod
+    def _oauth(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        # Imported only when a manifest has an oauth: block.
+        from scoped_mcp.oauth.config import from_manifest
+
+        return from_manifest(value, info.context or {})
 
     @field_validator("env")
     @classmethod
@@ -208,6 +223,10 @@ class McpProxyConfig(BaseModel):
             name = missing[0]
             raise ValueError(f"${{file:{name}}} is used but 'files' has no entry {name!r}")
         self._manifest_dir = (info.context or {}).get("base_dir")
+        if self.oauth is not None and self.url is None:
+            raise ValueError("'oauth' applies to a 'url' upstream only")
+        if self.oauth is not None and any(h.lower() == "authorization" for h in self.headers):
+            raise ValueError("with 'oauth', the Authorization header is the broker's: remove it")
         return self
 
     @property
@@ -220,6 +239,8 @@ class McpProxyConfig(BaseModel):
         found: dict[str, None] = {}
         for value in [*self.env.values(), *self.headers.values(), *self.files.values()]:
             found.update(dict.fromkeys(CRED.findall(value)))
+        if self.oauth is not None:
+            found.update(dict.fromkeys(self.oauth.credential_keys()))
         return list(found)
 
 
@@ -269,6 +290,7 @@ class McpProxyModule(ToolModule):
         )
         self._control: ToolControl | None = None
         self.guard: PinGuard | None = None
+        self.oauth: Any = None  # an oauth.source.TokenSource with an oauth: block
 
     def bind_server(self, control: ToolControl) -> None:
         self._control = control
@@ -283,18 +305,31 @@ class McpProxyModule(ToolModule):
             verify=self.guard.verify if verify and self.guard is not None else None,
         )
 
-    async def list_upstream(self) -> list[mcp_types.Tool]:
-        """Start the upstream exactly as serving would, list its tools, stop it (``pin``)."""
+    async def _prepare(self) -> None:
+        """What an upstream needs before it starts: its OAuth token source, its sandbox."""
+        if self.cfg.oauth is not None and self.oauth is None:
+            from scoped_mcp.modules.mcp_proxy.oauth import token_source
+
+            self.oauth = await token_source(self.cfg.oauth, self.agent_ctx, self.credentials)
         if self.cfg.command is not None:
             await self.runner.start()
+
+    async def _release(self) -> None:
+        await self.runner.close()
+        if self.oauth is not None:
+            await self.oauth.close()
+
+    async def list_upstream(self) -> list[mcp_types.Tool]:
+        """Start the upstream exactly as serving would, list its tools, stop it (``pin``)."""
         upstream = self._new_upstream(verify=False)
         try:
+            await self._prepare()
             return await upstream.start()
         except (UpstreamFailed, BackendError) as exc:
             raise ModuleLoadError(f"mcp_proxy: {exc}") from None
         finally:
             await upstream.close()
-            await self.runner.close()
+            await self._release()
 
     async def startup(self) -> None:
         """Start the upstream, list its tools and keep the allowlisted ones; fail naming gaps.
@@ -312,10 +347,9 @@ class McpProxyModule(ToolModule):
             control=self._control,
         )
         self.guard.load()
-        if self.cfg.command is not None:
-            await self.runner.start()
         upstream = self._new_upstream(verify=True)
         try:
+            await self._prepare()
             listed = await upstream.start()
             self._tools = self._allowlisted(listed)
             if await self.guard.verify(listed, "start-up") is not None:
@@ -323,7 +357,7 @@ class McpProxyModule(ToolModule):
                 self._tools = [t for t in self._tools if t.name not in self.guard.mismatched]
         except BaseException as exc:
             await upstream.close()
-            await self.runner.close()
+            await self._release()
             if isinstance(exc, UpstreamFailed | BackendError):
                 raise ModuleLoadError(f"mcp_proxy: {exc}") from None
             raise
@@ -333,7 +367,7 @@ class McpProxyModule(ToolModule):
         """Stop the child (stdin closed, then SIGTERM, then SIGKILL) or end the HTTP session."""
         if self.upstream is not None:
             await self.upstream.close()
-        await self.runner.close()
+        await self._release()
 
     def dynamic_tools(self) -> Sequence[DynamicTool]:
         return self._tools
@@ -361,7 +395,14 @@ class McpProxyModule(ToolModule):
     def _caller(self, name: str) -> Any:
         async def call(arguments: dict[str, Any]) -> Any:
             assert self.upstream is not None
-            return _for_agent(await self.upstream.call(name, arguments), self.cfg.max_result_bytes)
+            try:
+                result = await self.upstream.call(name, arguments)
+            except BackendError:
+                # A refused grant fails the call with the fix, whatever the client raised.
+                if self.oauth is not None and self.oauth.expired_message:
+                    raise BackendError(self.oauth.expired_message) from None
+                raise
+            return _for_agent(result, self.cfg.max_result_bytes)
 
         return call
 
@@ -398,8 +439,13 @@ class McpProxyModule(ToolModule):
 
         if self.cfg.url is not None:
             headers = {name: fill(value) for name, value in self.cfg.headers.items()}
+            auth = None
+            if self.oauth is not None:
+                from scoped_mcp.oauth.bearer import OAuthBearer
+
+                auth = OAuthBearer(self.oauth)
             return StreamableHttpTransport(
-                self.cfg.url, headers=headers, httpx_client_factory=_http_client
+                self.cfg.url, headers=headers, auth=auth, httpx_client_factory=_http_client
             )
         assert self.cfg.command is not None
         files = self.runner.files({name: fill(text) for name, text in self.cfg.files.items()})

@@ -320,6 +320,17 @@ class VaultBackend(SecretBackend):
             "(KV v1 put replaces the secret: repeat its other fields)"
         )
 
+    def request(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        capability: str = "read",
+        json: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """One request with the broker's token, for a writable store on Vault (OAuth grants)."""
+        return self._keeper().call(method, api_path, capability=capability, json=json)
+
     def _keeper(self) -> TokenKeeper:
         if self._problem is not None:
             raise type(self._problem)(self._problem.message, fix=self._problem.fix)
