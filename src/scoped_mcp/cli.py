@@ -100,9 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     pin.add_argument("--manifest", dest="pin_manifest", required=True)
     pin.add_argument("--module", metavar="KEY", help="pin only this module (others keep theirs)")
     _add_approvals_commands(commands)
-    from scoped_mcp.commands import auth
-
-    auth.add_parser(commands)
+    _add_auth_commands(commands)
     commands.add_parser(
         "zygote",
         help="run the fork server: import the framework once, start each agent by forking "
@@ -143,6 +141,24 @@ def _add_audit_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     tail.add_argument("--event", help="only this event (tool_call, credential, ...)")
     tail.add_argument("-n", type=int, default=20, dest="count", help="how many (0: all; 20)")
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new records")
+
+
+def _add_auth_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The ``auth`` sub-commands (here, not in ``commands/auth``: every start builds this parser,
+    and that module's imports would cost the zygote launcher some 20 ms)."""
+    auth = commands.add_parser("auth", help="OAuth grants of HTTP mcp_proxy upstreams")
+    sub = auth.add_subparsers(dest="auth_command", required=True)
+    for name, text in (
+        ("login", "log in once, in a browser, and store the grant"),
+        ("status", "per OAuth module: grant stored?, scopes, access token expiry"),
+        ("logout", "revoke the grant at the provider (where offered) and delete it"),
+    ):
+        command = sub.add_parser(name, help=text)
+        command.add_argument("--manifest", dest="auth_manifest", required=True)
+        command.add_argument(
+            "--module", dest="auth_module", required=name == "login", help="the module key"
+        )
+        command.add_argument("--agent-id", dest="auth_agent_id", help="default: $AGENT_ID")
 
 
 def _add_approvals_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -26,23 +26,6 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """The ``auth`` sub-commands."""
-    auth = commands.add_parser("auth", help="OAuth grants of HTTP mcp_proxy upstreams")
-    sub = auth.add_subparsers(dest="auth_command", required=True)
-    for name, text in (
-        ("login", "log in once, in a browser, and store the grant"),
-        ("status", "per OAuth module: grant stored?, scopes, access token expiry"),
-        ("logout", "revoke the grant at the provider (where offered) and delete it"),
-    ):
-        command = sub.add_parser(name, help=text)
-        command.add_argument("--manifest", dest="auth_manifest", required=True)
-        command.add_argument(
-            "--module", dest="auth_module", required=name == "login", help="the module key"
-        )
-        command.add_argument("--agent-id", dest="auth_agent_id", help="default: $AGENT_ID")
-
-
 @dataclass(frozen=True, slots=True)
 class Target:
     """One OAuth module of the manifest."""
