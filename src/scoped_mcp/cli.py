@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
         "as a libpq string without user or password, e.g. 'host=db port=5432 dbname=app'",
     )
     check.add_argument(
+        "--http",
+        action="store_true",
+        help="also check serve.http's bearer token, which only `serve --http` needs",
+    )
+    check.add_argument(
         "--audit",
         metavar="FILE",
         help="also list the keys this audit file records as exposed to an agent "
@@ -250,7 +255,9 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 "limited-use secret-id is marked in the manifest: secret_id_uses: limited)",
                 file=sys.stderr,
             )
-        options = creds_check.Options(deep=args.deep, pg_dsn=args.deep_pg_dsn, audit=args.audit)
+        options = creds_check.Options(
+            deep=args.deep, pg_dsn=args.deep_pg_dsn, audit=args.audit, http=args.http
+        )
         return creds_check.run(
             args.creds_manifest,
             agent_id=args.agent_id,

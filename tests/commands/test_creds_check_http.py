@@ -35,8 +35,8 @@ def filesystem_manifest(tmp_path: Path, token_ref: str = REFERENCE) -> Path:
 
 def check_json(tmp_path: Path, manifest: Path, **env: str) -> tuple[int, dict[str, Any], str]:
     environ = base_env(tmp_path / "home", **env)
-    text = run_cli("creds", "check", "--manifest", str(manifest), env=environ)
-    plain = run_cli("creds", "check", "--manifest", str(manifest), "--json", env=environ)
+    text = run_cli("creds", "check", "--http", "--manifest", str(manifest), env=environ)
+    plain = run_cli("creds", "check", "--http", "--manifest", str(manifest), "--json", env=environ)
     assert plain.returncode == text.returncode
     return plain.returncode, json.loads(plain.stdout), text.stdout + text.stderr + plain.stdout
 
@@ -124,7 +124,7 @@ def test_a_vault_token_is_read_and_judged(bao: Bao, tmp_path: Path) -> None:
     bao.put_kv2("scoped-mcp/research", API_TOKEN=api, HTTP_TOKEN=http_token)
     vault_token = token_for(bao, "scoped-mcp-research", ttl="2h")
     manifest = _with_vault_token(vault_manifest(tmp_path, bao.addr))
-    code, out, err = creds_check(tmp_path, manifest, "--json", **{TOKEN_ENV: vault_token})
+    code, out, err = creds_check(tmp_path, manifest, "--http", "--json", **{TOKEN_ENV: vault_token})
     assert code == 0, out + err
     row = token_row(json.loads(out))
     assert (row["status"], row["facts"]["strength"]) == ("ok", "strong")
@@ -143,7 +143,7 @@ def test_a_vault_token_that_cannot_be_read_is_unverified_not_ok(bao: Bao, tmp_pa
     secret_id = str(answer["data"]["secret_id"])
     env = {"ROLE_ID": bao.role_id("research"), "SECRET_ID": secret_id}
     manifest = _with_vault_token(approle_manifest(tmp_path, bao.addr, secret_id_uses="limited"))
-    code, out, err = creds_check(tmp_path, manifest, "--json", **env)
+    code, out, err = creds_check(tmp_path, manifest, "--http", "--json", **env)
     assert code == 2, out + err
     report = json.loads(out)
     row = token_row(report)

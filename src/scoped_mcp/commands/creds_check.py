@@ -110,6 +110,9 @@ class Options:
     approle_login: LoginSpend = "plain-only"
     audit: str | None = None
     """An audit file whose ``credential_exposed`` records name keys to rotate."""
+    http: bool = False
+    """Check ``serve.http.token`` too: a stdio serve never reads it, so by default it is not a
+    missing key (a bundled manifest names one for ``serve --http``)."""
 
 
 def collect(
@@ -135,7 +138,8 @@ def collect(
     planned = registry.plan(manifest)
     plans = build_plans(manifest, planned, ctx, catalog=catalog)
     plans = {**plans, **limit_plans(manifest.rate_limits, ctx, catalog)}
-    plans = {**plans, **http_token_plans(manifest, ctx, catalog)}
+    if options.http:
+        plans = {**plans, **http_token_plans(manifest, ctx, catalog)}
     module_warnings = tuple(
         f"module {item.key}: {warning}"
         for item in planned
