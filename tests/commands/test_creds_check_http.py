@@ -61,7 +61,7 @@ def test_a_strong_token_is_ok_and_never_shown(tmp_path: Path) -> None:
     assert leaks(token, "creds check output", output) == []
 
 
-@pytest.mark.parametrize("token", WEAK)
+@pytest.mark.parametrize("token", WEAK, ids=[f"weak-{i}" for i in range(len(WEAK))])
 def test_a_weak_token_is_ok_with_a_warning(tmp_path: Path, token: str) -> None:
     """A token the server accepts but that looks guessable: ok, a warning naming the fix, exit 2."""
     code, report, output = check_json(
