@@ -29,6 +29,7 @@ from pydantic import (
 from scoped_mcp.approvals.config import ApprovalsSpec
 from scoped_mcp.errors import ManifestError
 from scoped_mcp.limits.config import RateLimitsField, RateLimitsSpec
+from scoped_mcp.net.loopback import https_or_loopback
 
 Mode = Literal["read", "write"]
 MODULE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -211,23 +212,6 @@ class JwtAuthSpec(StrictModel):
         if value is not None and not https_or_loopback(value):
             raise ValueError("must be https://, or http:// to a loopback address")
         return value
-
-
-def https_or_loopback(url: str) -> bool:
-    """Whether ``url`` is https, or http to a loopback address (never plain http off the host)."""
-    from ipaddress import ip_address
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return bool(parts.hostname)
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpServeSpec(StrictModel):

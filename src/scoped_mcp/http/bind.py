@@ -8,7 +8,6 @@ without them start-up is refused, saying so.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 from dataclasses import dataclass
@@ -16,8 +15,8 @@ from pathlib import Path
 
 from scoped_mcp.errors import ConfigError
 from scoped_mcp.manifest import HttpServeSpec
+from scoped_mcp.net.loopback import is_loopback_host
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
 BACKLOG = 128
 
 
@@ -55,12 +54,7 @@ class HttpServing:
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` names only this machine."""
-    if host.lower() in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def parse_bind(

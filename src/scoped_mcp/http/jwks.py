@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx
 
-from scoped_mcp.manifest import https_or_loopback
+from scoped_mcp.net.loopback import https_or_loopback
 
 MAX_AGE = 3600.0
 MAX_BYTES = 64 * 1024

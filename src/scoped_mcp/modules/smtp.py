@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import re
 import ssl
@@ -39,6 +38,7 @@ from scoped_mcp.identity import AgentContext
 from scoped_mcp.manifest import ManifestPath
 from scoped_mcp.modules._base import ToolModule, tool
 from scoped_mcp.modules._notify import check_text
+from scoped_mcp.net.loopback import is_loopback_host
 from scoped_mcp.scoping import Allowlist, Scoped, ScopeStrategy
 
 try:
@@ -164,12 +164,7 @@ class RecipientScope(ScopeStrategy):
 
 def is_loopback(host: str) -> bool:
     """True for ``localhost`` and loopback IP literals; names are not resolved."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 class SmtpModule(ToolModule):

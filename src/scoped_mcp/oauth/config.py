@@ -3,15 +3,14 @@ store that keeps the grant."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from scoped_mcp.manifest import StrictModel
+from scoped_mcp.net.loopback import https_or_loopback
 
 CRED_ONLY = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
 SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")
@@ -23,17 +22,7 @@ CLIENT_METADATA_FIELDS = frozenset(
 
 def safe_endpoint(url: str) -> bool:
     """Whether a token may be sent to ``url``: https, or plain http to a loopback address."""
-    parts = urlsplit(url)
-    if parts.username or not parts.hostname:
-        return False
-    if parts.scheme == "https":
-        return True
-    if parts.scheme != "http":
-        return False
-    try:
-        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname).is_loopback
-    except ValueError:
-        return False
+    return https_or_loopback(url)
 
 
 class OAuthConfig(StrictModel):

@@ -11,7 +11,6 @@ every output like the token. No response body reaches an error.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ from scoped_mcp.errors import (
     SecretNotFound,
 )
 from scoped_mcp.manifest import StrictModel
+from scoped_mcp.net.loopback import is_loopback_host as _loopback
 
 SECRET_FIELD = "client_secret"  # noqa: S105 - a field name, not a secret
 MAX_MARGIN = 60.0
@@ -64,13 +64,6 @@ class ClientSpec(StrictModel):
 
 class OAuthClients(RootModel[dict[str, ClientSpec]]):
     """``credentials.oauth-client``: client name -> its description."""
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class OAuthClientBackend(SecretBackend):

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import re
 import secrets
 import shutil
@@ -57,6 +56,7 @@ from scoped_mcp.modules.mcp_proxy.sandbox.launch import merged_env
 from scoped_mcp.modules.mcp_proxy.sandbox.runner import OFF_WARNING, Runner
 from scoped_mcp.modules.mcp_proxy.stdio import ExactEnvStdio
 from scoped_mcp.modules.mcp_proxy.upstream import Upstream, UpstreamFailed
+from scoped_mcp.net.loopback import is_loopback_host as _loopback
 from scoped_mcp.tool_control import ToolControl
 
 CRED = re.compile(r"\$\{cred:([A-Za-z_][A-Za-z0-9_]{0,127})\}")
@@ -65,7 +65,6 @@ REF_SPELLING = {CRED.pattern: "${cred:KEY}", FILE.pattern: "${file:NAME}"}
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 TOOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-LOOPBACK_NAMES = {"localhost"}
 
 
 def _templated(
@@ -242,15 +241,6 @@ class McpProxyConfig(BaseModel):
         if self.oauth is not None:
             found.update(dict.fromkeys(self.oauth.credential_keys()))
         return list(found)
-
-
-def _loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class McpProxyModule(ToolModule):

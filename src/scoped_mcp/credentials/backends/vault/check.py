@@ -11,7 +11,6 @@ token (health, readable inputs, the wrapping token's lookup), and every key is `
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from scoped_mcp.credentials.backends.interface import Finding, Status
 from scoped_mcp.credentials.backends.vault.auth import TokenKeeper
 from scoped_mcp.credentials.backends.vault.config import VaultSpec
 from scoped_mcp.errors import BackendUnavailable, CredentialError
+from scoped_mcp.net.loopback import is_loopback_host as _loopback
 
 SHORT_LEASE_SECONDS = 30.0
 """A token or lease living less than this may expire during one tool call."""
@@ -190,15 +190,6 @@ def tls_facts(addr: str, spec: VaultSpec) -> tuple[dict[str, Any], list[str]]:
         "(use https://)"
         for n in clear
     ]
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def describe(keeper: TokenKeeper, addr: str, spec: VaultSpec) -> Finding:
