@@ -137,3 +137,12 @@ def test_manifest_validate_names_a_bad_store_and_a_vault_store_without_vault(
         assert done.returncode == 2, done.stdout + done.stderr
         assert message in done.stdout + done.stderr
         assert "oauth" in done.stdout + done.stderr
+
+
+def test_a_pre_registered_clients_repr_holds_no_secret() -> None:
+    """The login's client (id and secret from the broker) shows its id, never its secret."""
+    from scoped_mcp.oauth.login import Client
+
+    secret = "client-secret-3f9a1c7e5b2d"
+    assert secret not in repr(Client("scoped-mcp-test", secret))
+    assert "scoped-mcp-test" in repr(Client("scoped-mcp-test", secret))

@@ -16,7 +16,7 @@ import contextlib
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -44,7 +44,7 @@ class Client:
     """A pre-registered client (id and, for a confidential client, its secret)."""
 
     client_id: str
-    client_secret: str | None
+    client_secret: str | None = field(repr=False)
 
 
 class _Memory:
