@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -152,3 +154,26 @@ def bound_tool(
     )
     fn: Callable[..., Awaitable[Any]] = tool.fn
     return fn
+
+
+def pause_process(pid: int, *, timeout: float = 5.0) -> None:
+    """SIGSTOP ``pid`` and wait until every one of its threads has stopped.
+
+    The signal takes effect per thread, when each is next scheduled: on a loaded machine a
+    multi-threaded server (OpenBao, Redis) went on answering for up to ~12 ms after kill(),
+    long enough for a request sent right after it to be served.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    tasks = Path(f"/proc/{pid}/task")
+    while time.monotonic() < deadline:
+        states = []
+        for task in tasks.iterdir():
+            try:
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # a thread that ended meanwhile
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.001)
+    raise AssertionError(f"process {pid} did not stop within {timeout}s after SIGSTOP")

@@ -15,6 +15,7 @@ from scoped_mcp.limits.errors import LimiterUnavailable
 from scoped_mcp.limits.rate import Rate
 from scoped_mcp.limits.shared import RedisBuckets
 from tests.services.redis_server import RedisServer, redis_server
+from tests.support import pause_process
 
 pytestmark = pytest.mark.anyio
 
@@ -143,7 +144,7 @@ async def test_a_redis_that_does_not_answer_is_refused_within_the_timeout(
     assert server.process is not None
     try:
         assert await store.take([bucket]) is None
-        server.process.send_signal(signal.SIGSTOP)
+        pause_process(server.process.pid)
         try:
             started = time.monotonic()
             with pytest.raises(LimiterUnavailable):

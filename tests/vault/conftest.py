@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import pause_process
+
 hvac = pytest.importorskip("hvac", reason="install hvac: pip install 'scoped-mcp[vault]'")
 import requests  # noqa: E402 - hvac's own dependency, present once hvac is
 
@@ -151,7 +153,7 @@ class Bao:
 
     def pause(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        pause_process(self.process.pid)
 
     def resume(self) -> None:
         assert self.process is not None
