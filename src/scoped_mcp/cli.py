@@ -16,25 +16,14 @@ from typing import TYPE_CHECKING
 
 from scoped_mcp import __version__
 from scoped_mcp.errors import ScopedMCPError
+from scoped_mcp.zygote import FASTMCP_ENV
 
 if TYPE_CHECKING:
     from scoped_mcp.commands.serve import HttpOptions
 
 EXIT_FAILURE, EXIT_CONFIG = 1, 2
 
-# FastMCP reads these when it is first imported. We own stdout and stderr: no banner, no update
-# check, no rich console output, no .env file from whatever directory the agent host chose, and
-# no error details to the client.
-_FASTMCP_ENV = {
-    "FASTMCP_SHOW_SERVER_BANNER": "false",
-    "FASTMCP_CHECK_FOR_UPDATES": "off",
-    "FASTMCP_ENABLE_RICH_LOGGING": "false",
-    "FASTMCP_ENABLE_RICH_TRACEBACKS": "false",
-    "FASTMCP_LOG_ENABLED": "false",
-    "FASTMCP_ENV_FILE": os.devnull,
-    "FASTMCP_MASK_ERROR_DETAILS": "true",
-    "FASTMCP_DEPRECATION_WARNINGS": "false",
-}
+_FASTMCP_ENV = FASTMCP_ENV  # the name bench/run.py and older callers import
 
 
 def _parser() -> argparse.ArgumentParser:

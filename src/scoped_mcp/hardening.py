@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import resource
 import sys
@@ -35,6 +36,7 @@ def harden_process() -> list[str]:
     return failed
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
     """The C library, preferably as the symbols already loaded into this process.
 

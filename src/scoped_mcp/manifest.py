@@ -36,6 +36,12 @@ MODULE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
+# libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents and
+# marks as the pure-Python one, parsed in C, which also leaves a zygote's child most of PyYAML's
+# code untouched (and so unshared memory uncopied).
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _resolve_path(value: Any, info: ValidationInfo) -> Any:
     if not isinstance(value, str | os.PathLike):
         return value
@@ -318,8 +324,8 @@ def load(path: str | os.PathLike[str]) -> Manifest:
 def parse(text: str, *, source: Path) -> Manifest:
     """Validate manifest ``text`` read from ``source`` (used in messages and for relative paths)."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_LOADER)
+        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else str(source)
@@ -491,7 +497,7 @@ def source_node(manifest: Manifest) -> yaml.Node | None:
         return None
     try:
         text = manifest.source_path.read_bytes()[:MAX_MANIFEST_BYTES].decode("utf-8", "replace")
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=_LOADER)
     except (OSError, yaml.YAMLError):
         return None
 

@@ -52,13 +52,30 @@ def configure(
     for old in root.handlers[:]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING)
-    logging.getLogger("scoped_mcp").setLevel(level)
+    set_levels(level)
     for noisy in ("fastmcp", "mcp"):
         lib = logging.getLogger(noisy)
         lib.handlers.clear()
         lib.propagate = True
-        lib.setLevel(logging.WARNING)
+
+
+def set_levels(level: int = logging.INFO) -> None:
+    """Our loggers at ``level``, the libraries' at WARNING (FastMCP's failed-call lines off).
+
+    A level that is already set is left alone: ``Logger.setLevel`` clears the cache of every
+    logger in the process, and in a zygote's child that write to each of several hundred
+    preloaded loggers costs about 1 MiB of private memory. The zygote sets these same levels
+    before it forks, so a child's ``configure`` changes none of them.
+    """
+    _level(logging.getLogger(), logging.WARNING)
+    _level(logging.getLogger("scoped_mcp"), level)
+    for noisy in ("fastmcp", "mcp"):
+        _level(logging.getLogger(noisy), logging.WARNING)
     # FastMCP logs every failed tool call at ERROR. Our call pipeline already audits each one and
     # logs the unexpected ones itself, so these would only be noise that looks like a fault.
-    logging.getLogger("fastmcp.server.server").setLevel(logging.CRITICAL)
+    _level(logging.getLogger("fastmcp.server.server"), logging.CRITICAL)
+
+
+def _level(logger: logging.Logger, level: int) -> None:
+    if logger.level != level:
+        logger.setLevel(level)

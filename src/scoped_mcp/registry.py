@@ -10,11 +10,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import ValidationError
 
+from scoped_mcp import plugins
 from scoped_mcp.credentials.view import CredentialView
 from scoped_mcp.errors import ConfigError, ManifestError, ModuleLoadError
 from scoped_mcp.identity import AgentContext
@@ -69,8 +69,9 @@ def resolve_class(key: str, spec: ModuleSpec) -> type[ToolModule]:
         return _import_class(spec.type, key)
     if key in BUILTIN:
         return _import_class(BUILTIN[key], key)
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=key):
-        return _import_class(entry.value, key)
+    for entry in plugins.installed(ENTRY_POINT_GROUP):
+        if entry.name == key:
+            return _import_class(entry.value, key)
     raise ManifestError(
         f"modules.{key}: unknown module {key!r}",
         fix=f"use one of the built-in modules ({', '.join(sorted(BUILTIN))}), install a package "

@@ -16,32 +16,50 @@ One connection per agent, newline-delimited JSON both ways::
 
 The zygote reads only the hello: the environment (which may hold credentials) is read by the
 forked child alone, so the zygote never has it in memory.
+
+Every agent start runs this module, and its launcher process then waits as long as the agent
+runs: so it imports only what the interpreter has built in (``_socket``, ``_signal``, ``_json``,
+``_blake2``; not ``socket``, ``signal``, ``json``, ``hashlib``, ``pathlib`` or ``typing``, whose
+imports would add about 4 MiB of private memory to every waiting launcher).
 """
 
 from __future__ import annotations
 
-import array
-import contextlib
-import hashlib
-import json
+import _socket
 import os
-import signal
-import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 from scoped_mcp import __version__
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Mapping, Sequence
+    from typing import Any
+else:
+    import _signal  # what the signal module wraps in enums (an import of enum, re and more)
+
 ENV_SWITCH = "SCOPED_MCP_ZYGOTE"
 SOCKET_NAME = "zygote.sock"
-RELAYED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+RELAYED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 HELLO_TIMEOUT = 5.0
 EXIT_FAILURE = 1
 _MAX_LINE = 1 << 20
+
+# FastMCP reads these when it is first imported. We own stdout and stderr: no banner, no update
+# check, no rich console output, no .env file from whatever directory the agent host chose, and
+# no error details to the client. Set before a start is handed over, so a child gets them too.
+FASTMCP_ENV = {
+    "FASTMCP_SHOW_SERVER_BANNER": "false",
+    "FASTMCP_CHECK_FOR_UPDATES": "off",
+    "FASTMCP_ENABLE_RICH_LOGGING": "false",
+    "FASTMCP_ENABLE_RICH_TRACEBACKS": "false",
+    "FASTMCP_LOG_ENABLED": "false",
+    "FASTMCP_ENV_FILE": os.devnull,
+    "FASTMCP_MASK_ERROR_DETAILS": "true",
+    "FASTMCP_DEPRECATION_WARNINGS": "false",
+}
 
 
 class ZygoteUnavailable(Exception):
@@ -52,26 +70,36 @@ class _NoZygote(ZygoteUnavailable):
     """No zygote is set up at all (no runtime directory or no socket): a silent in-process start."""
 
 
-def runtime_dir(environ: Mapping[str, str]) -> Path:
+def runtime_dir(environ: Mapping[str, str]) -> str:
     """The private directory that holds the zygote's socket."""
     base = environ.get("XDG_RUNTIME_DIR")
     if not base:
         raise _NoZygote("XDG_RUNTIME_DIR is not set")
-    return Path(base) / "scoped-mcp"
+    return os.path.join(base, "scoped-mcp")
 
 
-def check_private_dir(path: Path) -> None:
+def check_private_dir(path: str | os.PathLike[str]) -> None:
     """Refuse a socket directory that is a link, not ours, or open to group or others."""
     try:
-        info = path.lstat()
+        info = os.lstat(path)
     except FileNotFoundError as exc:
-        raise ZygoteUnavailable(f"{path} does not exist") from exc
-    if not path.is_dir() or path.is_symlink():
-        raise ZygoteUnavailable(f"{path} is not a directory")
+        raise ZygoteUnavailable(f"{os.fspath(path)} does not exist") from exc
+    if not os.path.isdir(path) or os.path.islink(path):
+        raise ZygoteUnavailable(f"{os.fspath(path)} is not a directory")
     if info.st_uid != os.geteuid():
-        raise ZygoteUnavailable(f"{path} belongs to uid {info.st_uid}, not to us")
+        raise ZygoteUnavailable(f"{os.fspath(path)} belongs to uid {info.st_uid}, not to us")
     if info.st_mode & 0o077:
-        raise ZygoteUnavailable(f"{path} is mode {info.st_mode & 0o777:o}, not private (0700)")
+        raise ZygoteUnavailable(
+            f"{os.fspath(path)} is mode {info.st_mode & 0o777:o}, not private (0700)"
+        )
+
+
+def _hasher() -> Any:
+    try:
+        from _blake2 import blake2b  # built in: hashlib would load OpenSSL into every launcher
+    except ImportError:  # pragma: no cover - an interpreter built without it
+        from hashlib import blake2b
+    return blake2b(digest_size=8)
 
 
 def fingerprint() -> str:
@@ -80,8 +108,9 @@ def fingerprint() -> str:
     A reinstall, an upgrade of any library or an edit of an editable checkout changes it, so a
     zygote started before that can never run stale code for a new start.
     """
-    digest = hashlib.sha256(f"{__version__}\0{sys.executable}\0".encode())
-    package = Path(__file__).parent
+    digest = _hasher()
+    digest.update(f"{__version__}\0{sys.executable}\0".encode())
+    package = os.path.dirname(os.path.abspath(__file__))
     for dirpath, dirnames, filenames in os.walk(package):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
@@ -91,7 +120,7 @@ def fingerprint() -> str:
     for entry in sys.path:
         if entry.endswith("-packages") and os.path.isdir(entry):
             digest.update(f"{entry}\0{os.stat(entry).st_mtime_ns}\0".encode())
-    return f"{__version__}+{digest.hexdigest()[:16]}"
+    return f"{__version__}+{digest.hexdigest()}"
 
 
 def interpreter_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -107,8 +136,12 @@ def ops_line(message: str, **fields: Any) -> None:
     """One ops-log line on stderr, shaped like ``opslog.JsonFormatter``'s lines.
 
     Logging is not configured yet when the launcher decides, and must not be: the in-process
-    start configures it as it always did.
+    start configures it as it always did. (Only a fallback writes one: its imports cost nothing
+    then, as the in-process start imports far more.)
     """
+    import json
+    from datetime import UTC, datetime
+
     record = {
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "level": "info",
@@ -123,7 +156,57 @@ def ops_line(message: str, **fields: Any) -> None:
         pass
 
 
-def read_line(sock: socket.socket, buffer: bytearray) -> dict[str, Any] | None:
+# -- the wire: JSON lines, written and read with the interpreter's own C codec ---------------
+
+
+def encode(value: object) -> str:
+    """JSON text of ``value`` (dicts with text keys, lists, text, ints, booleans, None), ASCII
+    only, as ``json.dumps`` would write it."""
+    from _json import encode_basestring_ascii as quote
+
+    if isinstance(value, str):
+        return str(quote(value))
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{quote(str(k))}: {encode(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(encode(item) for item in value) + "]"
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+class _ScanContext:
+    """What ``_json.make_scanner`` reads off a decoder: plain JSON, nothing hooked."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+
+    @staticmethod
+    def parse_constant(name: str) -> float:
+        raise ValueError(f"{name} is not JSON")
+
+
+def decode(text: str) -> Any:
+    """The JSON value ``text`` holds; ``ValueError`` if it is not exactly one."""
+    from _json import make_scanner
+
+    text = text.strip()
+    try:
+        context: Any = _ScanContext()
+        value, end = make_scanner(context)(text, 0)
+    except StopIteration as exc:
+        raise ValueError("not JSON") from exc
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def read_line(sock: _socket.socket, buffer: bytearray) -> dict[str, Any] | None:
     """The next JSON line from ``sock`` (``buffer`` keeps what was read past it); None at EOF."""
     while b"\n" not in buffer:
         chunk = sock.recv(65536)
@@ -134,16 +217,21 @@ def read_line(sock: socket.socket, buffer: bytearray) -> dict[str, Any] | None:
             raise ValueError("line too long")
     line, _, rest = bytes(buffer).partition(b"\n")
     buffer[:] = rest
-    message: dict[str, Any] = json.loads(line)
+    message = decode(line.decode())
+    if not isinstance(message, dict):
+        raise ValueError("a line is not a JSON object")
     return message
 
 
-def send_line(sock: socket.socket, message: Mapping[str, Any]) -> None:
+def send_line(sock: _socket.socket, message: Mapping[str, Any]) -> None:
     """Write one JSON line; never raises SIGPIPE."""
-    data = json.dumps(message).encode() + b"\n"
+    data = (encode(dict(message)) + "\n").encode()
     while data:
-        sent = sock.send(data, socket.MSG_NOSIGNAL)
+        sent = sock.send(data, _socket.MSG_NOSIGNAL)
         data = data[sent:]
+
+
+# -- the launcher ------------------------------------------------------------------------------
 
 
 def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
@@ -163,7 +251,7 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         reason = str(exc) if isinstance(exc, ZygoteUnavailable) else f"zygote: {exc}"
         ops_line("starting in-process", reason=reason)
         return None
-    with conn:
+    try:
         try:
             _send_start(conn, argv, environ)
         except OSError as exc:
@@ -172,21 +260,23 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
             return None
         # From here on the child may be serving: never start a second server here.
         return _wait(conn)
+    finally:
+        conn.close()
 
 
-def _connect(environ: Mapping[str, str]) -> socket.socket:
+def _connect(environ: Mapping[str, str]) -> _socket.socket:
     """A connection to a zygote of this exact installation, hello exchanged."""
     directory = runtime_dir(environ)
     if not os.path.lexists(directory):
         raise _NoZygote(f"{directory} does not exist")
     check_private_dir(directory)
-    path = directory / SOCKET_NAME
-    if not path.exists():
+    path = os.path.join(directory, SOCKET_NAME)
+    if not os.path.exists(path):
         raise _NoZygote("no zygote running (start one with `scoped-mcp zygote`)")
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         conn.settimeout(HELLO_TIMEOUT)
-        conn.connect(str(path))
+        conn.connect(path)
         ours = fingerprint()
         send_line(conn, {"hello": ours})
         reply = read_line(conn, bytearray()) or {}
@@ -209,7 +299,7 @@ def _connect(environ: Mapping[str, str]) -> socket.socket:
     return conn
 
 
-def _send_start(conn: socket.socket, argv: Sequence[str], environ: Mapping[str, str]) -> None:
+def _send_start(conn: _socket.socket, argv: Sequence[str], environ: Mapping[str, str]) -> None:
     """Pass stdio, argv, environment, cwd and umask to the child."""
     payload = {
         "argv": list(argv),
@@ -217,20 +307,22 @@ def _send_start(conn: socket.socket, argv: Sequence[str], environ: Mapping[str, 
         "cwd": os.getcwd(),
         "umask": _current_umask(),
     }
-    fds = array.array("i", (0, 1, 2))
-    conn.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+    fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
+    conn.sendmsg([b"F"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
     send_line(conn, payload)
 
 
-def _wait(conn: socket.socket) -> int:
+def _wait(conn: _socket.socket) -> int:
     """Relay signals to the child until it ends; return its exit code (or die by its signal)."""
 
     def relay(signum: int, _frame: object) -> None:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib is one import more in every waiting launcher
             send_line(conn, {"signal": signum})
+        except OSError:
+            pass
 
     for signum in RELAYED:
-        signal.signal(signum, relay)
+        _signal.signal(signum, relay)
     try:
         status = read_line(conn, bytearray())
     except (OSError, ValueError):
@@ -247,8 +339,8 @@ def _wait(conn: socket.socket) -> int:
 def _die_by(signum: int) -> None:
     """End this process by the signal that ended the child, so the host sees the same status."""
     for relayed in RELAYED:
-        signal.signal(relayed, signal.SIG_DFL)
-    signal.signal(signum, signal.SIG_DFL)
+        _signal.signal(relayed, _signal.SIG_DFL)
+    _signal.signal(signum, _signal.SIG_DFL)
     sys.stderr.flush()
     os.kill(os.getpid(), signum)
     time.sleep(1)

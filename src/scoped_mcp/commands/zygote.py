@@ -20,7 +20,6 @@ import socket
 import struct
 import sys
 import threading
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from scoped_mcp import zygote
@@ -45,13 +44,17 @@ _PRELOAD = (
     "scoped_mcp.credentials.backends.keyring",
     "scoped_mcp.credentials.backends.vault",
     "scoped_mcp.credentials.backends.bitwarden",
+    # imported by every start after the imports above (found by diffing a child's sys.modules)
+    "scoped_mcp.credentials.settings",
+    "fastmcp.server.transforms.catalog",
+    "anyio._core._signals",
 )
 
 
 def run(environ: dict[str, str] | os._Environ[str]) -> int:
     """Preload, listen, and fork a child per launcher until SIGTERM or SIGINT."""
     inherited = _inherited_listener(environ)
-    listener = inherited or _bind(zygote.runtime_dir(environ))
+    listener = inherited or _bind(Path(zygote.runtime_dir(environ)))
     gc.disable()  # no collection while preloading: it would leave holes children then fill
     loaded = preload()
     warm()
@@ -83,9 +86,14 @@ def preload() -> list[str]:
         except ImportError:
             continue
         loaded.append(name)
-    # Warms importlib.metadata's directory caches (keyed by mtime, so never stale) that each
-    # start's look-up of secret backends and module packages goes through.
-    entry_points(group="scoped_mcp.secret_backends")
+    # Each start looks up the installed secret backends and module packages; read once here
+    # (kept only while sys.path and its directories are unchanged, so never stale).
+    from scoped_mcp import plugins
+    from scoped_mcp.credentials.backends import ENTRY_POINT_GROUP as BACKENDS
+    from scoped_mcp.registry import ENTRY_POINT_GROUP as MODULES
+
+    plugins.installed(BACKENDS)
+    plugins.installed(MODULES)
     return loaded
 
 
@@ -105,6 +113,13 @@ def warm() -> None:
         return text * times
 
     asyncio.run(server.list_tools())
+    # What every start then does the same way, done here once: the log levels (setting one
+    # clears every preloaded logger's cache, a write to each) and the C library handle that
+    # process hardening resolves.
+    from scoped_mcp import hardening, opslog
+
+    opslog.set_levels()
+    hardening._libc()
 
 
 def _inherited_listener(environ: dict[str, str] | os._Environ[str]) -> socket.socket | None:

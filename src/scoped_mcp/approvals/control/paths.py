@@ -21,7 +21,7 @@ SUFFIX = ".sock"
 def socket_dir(environ: Mapping[str, str], *, create: bool) -> Path:
     """The private directory of the control sockets; ``ConfigError`` if it is unusable."""
     try:
-        base = zygote.runtime_dir(environ)
+        base = Path(zygote.runtime_dir(environ))
     except zygote.ZygoteUnavailable as exc:
         raise ConfigError(
             f"approvals: the control socket needs a private runtime directory ({exc})",

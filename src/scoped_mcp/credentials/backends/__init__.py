@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import TYPE_CHECKING
 
+from scoped_mcp import plugins
 from scoped_mcp.credentials.backends.interface import BackendContext, SecretBackend
 from scoped_mcp.errors import ManifestError
 
@@ -35,7 +36,7 @@ class Catalog:
     def _scan(self) -> dict[str, EntryPoint]:
         # Scanning the installed distributions costs milliseconds: once, and only when asked.
         if self._entries is None:
-            found = entry_points(group=ENTRY_POINT_GROUP)
+            found = plugins.installed(ENTRY_POINT_GROUP)
             self._entries = {entry.name: entry for entry in found}
         return self._entries
 
