@@ -146,14 +146,24 @@ def bound_tool(
     audit: Any,
     redactor: Any,
 ) -> Callable[..., Awaitable[Any]]:
-    """The function FastMCP calls for one ``@tool`` method: the real call pipeline around it."""
+    """What FastMCP calls with the validated arguments of one ``@tool`` method: the real call
+    pipeline around it."""
     from scoped_mcp.pipeline import Pipeline
 
     tool: Any = Pipeline(audit, redactor).bind(
         module, spec, module_key=module_key, tool_name=tool_name
     )
-    fn: Callable[..., Awaitable[Any]] = tool.fn
-    return fn
+    return bound_call(tool)
+
+
+def bound_call(tool: Any) -> Callable[..., Awaitable[Any]]:
+    """A ``BoundTool``'s pipeline call as a function of keyword arguments (FastMCP's ``fn``
+    finds it through a context variable that only ``run`` sets)."""
+
+    async def call(**arguments: Any) -> Any:
+        return await tool.call(arguments)
+
+    return call
 
 
 def pause_process(pid: int, *, timeout: float = 5.0) -> None:

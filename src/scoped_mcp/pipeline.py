@@ -45,11 +45,12 @@ from fastmcp.exceptions import ToolError
 from fastmcp.tools import Tool
 from fastmcp.tools.base import ToolResult
 from fastmcp.utilities.json_schema import dereference_refs
-from mcp.types import ToolAnnotations
 from pydantic.json_schema import SkipJsonSchema
 
+from scoped_mcp import bound_tool
 from scoped_mcp.audit import records
 from scoped_mcp.audit.log import AuditLog, monotonic_ms
+from scoped_mcp.bound_tool import present, tool_annotations, tool_signature
 from scoped_mcp.errors import AuditUnavailable, CredentialError, ToolCallError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.limits.limiter import RateLimiter
@@ -347,10 +348,10 @@ class Pipeline:
     def _bind_method(
         self, module: ToolModule, spec: ToolSpec, *, module_key: str, tool_name: str
     ) -> Tool:
-        method, signature, hints = tool_signature(type(module), spec)
+        shared = bound_tool.template(type(module), spec, tool_name)
         bound = getattr(module, spec.method)
-        params = list(signature.parameters.values())
-        returns = hints.get("return", Any)
+        params = list(shared.signature.parameters.values())
+        returns = shared.hints.get("return", Any)
 
         async def body(arguments: dict[str, Any]) -> Any:
             result = bound(**arguments)
@@ -367,11 +368,10 @@ class Pipeline:
             defaults={p.name: p.default for p in params if p.default is not _EMPTY},
         )
 
-        async def call_tool(**arguments: Any) -> Any:
+        async def call_tool(arguments: dict[str, Any]) -> Any:
             return await self.run(binding, arguments)
 
-        _present(call_tool, tool_name, method, signature, hints)
-        return Tool.from_function(call_tool, name=tool_name, annotations=_annotations(spec.mode))
+        return shared.tool.bound_to(call_tool)
 
     def _bind_dynamic(
         self, module: ToolModule, dynamic: DynamicTool, *, module_key: str, tool_name: str
@@ -393,41 +393,9 @@ class Pipeline:
             name=tool_name,
             description=self.redactor.scrub(dynamic.description),
             parameters=self.redactor.scrub_value(dict(dynamic.parameters)),
-            annotations=_annotations(dynamic.mode),
+            annotations=tool_annotations(dynamic.mode),
             guarded=call_tool,
         )
-
-
-def tool_signature(
-    cls: type[ToolModule], spec: ToolSpec
-) -> tuple[Callable[..., Any], inspect.Signature, dict[str, Any]]:
-    """A ``@tool`` method, its signature as the agent sees it (no ``self``; annotations resolved,
-    ``Annotated`` metadata kept) and its type hints. Needs the class only, not an instance."""
-    method = getattr(cls, spec.method)
-    hints = typing.get_type_hints(method, include_extras=True)
-    signature = inspect.signature(method)
-    params = [
-        p.replace(annotation=hints.get(p.name, p.annotation))
-        for p in list(signature.parameters.values())[1:]
-    ]
-    returns = hints.get("return", inspect.Signature.empty)
-    return method, signature.replace(parameters=params, return_annotation=returns), hints
-
-
-def _present(
-    fn: Callable[..., Any],
-    name: str,
-    method: Callable[..., Any],
-    signature: inspect.Signature,
-    hints: Mapping[str, Any],
-) -> None:
-    """Give ``fn`` the name, docstring and signature FastMCP builds the tool's schema from."""
-    fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = inspect.getdoc(method)
-    fn.__signature__ = signature  # type: ignore[attr-defined]
-    fn.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
-    if "return" in hints:
-        fn.__annotations__["return"] = hints["return"]
 
 
 def input_schema(cls: type[ToolModule], spec: ToolSpec) -> dict[str, Any]:
@@ -442,7 +410,7 @@ def input_schema(cls: type[ToolModule], spec: ToolSpec) -> dict[str, Any]:
     async def stub(**arguments: Any) -> Any:  # pragma: no cover - never called
         raise NotImplementedError
 
-    _present(stub, spec.name, method, signature, hints)
+    present(stub, spec.name, method, signature, hints)
     return dereference_refs(dict(Tool.from_function(stub, name=spec.name).parameters))
 
 
@@ -458,10 +426,6 @@ class PipelineTool(Tool):
             # copy as well would double what a large result costs the agent.
             return ToolResult(content=result.content, meta=result.meta)
         return result
-
-
-def _annotations(mode: ToolMode) -> ToolAnnotations:
-    return ToolAnnotations(read_only_hint=mode == "read", open_world_hint=False)
 
 
 def _scope_marker(annotation: Any) -> tuple[Scoped, bool] | None:

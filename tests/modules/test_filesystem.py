@@ -22,7 +22,7 @@ from scoped_mcp.errors import ConfigError
 from scoped_mcp.identity import AgentContext
 from scoped_mcp.modules.filesystem import FilesystemModule
 from scoped_mcp.testing.harness import module_harness
-from tests.support import tree_snapshot
+from tests.support import bound_call, tree_snapshot
 
 pytestmark = pytest.mark.anyio
 
@@ -98,7 +98,7 @@ async def make_harness(tmp_path: Path) -> AsyncIterator[Maker]:
             tools = {}
             for spec in FilesystemModule.tool_specs():
                 registered: Any = await harness.runtime.mcp.get_tool(f"filesystem_{spec.name}")
-                tools[spec.name] = registered.fn
+                tools[spec.name] = bound_call(registered)
             root = base / "agents" / "agent-01"
             return Harness(tmp, base, root, outside, harness.audit.path, tools)
 

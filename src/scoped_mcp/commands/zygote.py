@@ -120,6 +120,27 @@ def warm() -> None:
 
     opslog.set_levels()
     hardening._libc()
+    _prepare_tools()
+
+
+def _prepare_tools() -> int:
+    """The tool template (schema and validator) of every tool of every installed built-in
+    module, under the name it gets when the manifest uses the module's own key: the largest share
+    of what a child would otherwise build itself (``scoped_mcp.bound_tool``)."""
+    from scoped_mcp import bound_tool
+    from scoped_mcp.modules import BUILTIN
+    from scoped_mcp.modules._base import ToolModule
+
+    built = 0
+    for key, target in BUILTIN.items():
+        module_name, _, class_name = target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+            if isinstance(cls, type) and issubclass(cls, ToolModule):
+                built += bound_tool.prepare({key: cls})
+        except Exception:  # noqa: BLE001, S112 - a module that cannot be prepared is built per start
+            continue
+    return built
 
 
 def _inherited_listener(environ: dict[str, str] | os._Environ[str]) -> socket.socket | None:
