@@ -77,7 +77,7 @@ def test_an_abbreviated_serve_still_serves_in_process(tmp_path: Path) -> None:
     "value",
     [
         {"argv": ["--manifest", "m.yml"], "umask": 18, "cwd": "/tmp/é"},
-        {"environ": {"K": "v\"q\\\n\t\x00", "S": "\udcff", "E": "☃" * 3}},
+        {"environ": {"K": 'v"q\\\n\t\x00', "S": "\udcff", "E": "☃" * 3}},
         {"exit": 0},
         {"signal": 15},
         {"nested": [1, -2, True, False, None, [], {}]},
