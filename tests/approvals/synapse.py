@@ -113,7 +113,7 @@ class Synapse:
         log.close()
         self._wait_ready()
         for name in USERS:
-            self._register(config, name)
+            self.register(name)
         self._make_room()
 
     def _wait_ready(self, timeout: float = 90) -> None:
@@ -130,18 +130,30 @@ class Synapse:
             time.sleep(0.2)
         raise RuntimeError("synapse did not become ready")
 
-    def _register(self, config: Path, name: str) -> None:
-        password = secrets.token_urlsafe(12)
+    def register(self, name: str, password: str | None = None) -> None:
+        """Register ``name`` (no admin) and log it in; its access token lands in ``tokens``.
+
+        The password goes through ``--password-file``, never argv: a generated one may start
+        with "-", which argparse reads as an option.
+        """
+        password = secrets.token_urlsafe(12) if password is None else password
+        pwfile = self.workdir / f"{name}.password"
+        pwfile.write_text(password)
         tool = shutil.which("register_new_matrix_user") or str(
             Path(sys.executable).with_name("register_new_matrix_user")
         )
-        done = subprocess.run(
-            [tool, "-c", str(config), "-u", name, "-p", password, "--no-admin", self.url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        config = self.workdir / "homeserver.yaml"
+        argv = [tool, "-c", str(config), "-u", name, "--password-file", str(pwfile)]
+        try:
+            done = subprocess.run(
+                [*argv, "--no-admin", self.url],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            pwfile.unlink()
         assert done.returncode == 0, done.stderr[-2000:]
         answer = httpx.post(
             f"{self.url}/_matrix/client/v3/login",
