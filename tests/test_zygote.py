@@ -112,6 +112,26 @@ def test_a_start_through_the_zygote_is_the_same_start(
     zygote.wait_for_children(0)
 
 
+def test_a_waiting_launcher_is_a_bare_interpreter(
+    zygote: Zygote, manifest: Path, tmp_path: Path
+) -> None:
+    """Once its start is handed over, the launcher is ``python -I -S zygote_waiter.py`` (no site,
+    no scoped_mcp package loaded) with the start's arguments, so ``ps`` still names the agent."""
+    server = start(zygote, manifest, tmp_path / "home")
+    try:
+        handshake(server)
+        argv = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        assert argv[1:3] == ["-I", "-S"]
+        assert Path(argv[3]).name == "zygote_waiter.py"
+        assert argv[5:] == ["--manifest", str(manifest)]
+        assert "pydantic_core" not in maps
+        assert "_yaml" not in maps
+        assert server.close() == 0
+    finally:
+        server.kill()
+
+
 def test_each_child_draws_fresh_randomness(zygote: Zygote, manifest: Path, tmp_path: Path) -> None:
     """Two children of one zygote start their audit chains with different random nonces."""
     for name in ("one", "two"):

@@ -98,12 +98,14 @@ def preload() -> list[str]:
 
 
 def warm() -> None:
-    """Run, once, the lazy first-use work of FastMCP that every start repeats (its first tool
-    registration and listing), so that what it caches is shared with every child instead of
-    built in each (measured: about 3 MB less PSS per child). No module, manifest or secret."""
+    """Run, once, the lazy first-use work of FastMCP and the MCP SDK that every start repeats
+    (a tool's registration, and a whole client session over memory streams: initialize,
+    tools/list, tools/call), so that what they cache is shared with every child instead of
+    built in each (measured per child: about 3 MiB less PSS for the listing, 1.1 MiB less private
+    memory for the session). No module, manifest or secret."""
     import asyncio
 
-    from fastmcp import FastMCP
+    from fastmcp import Client, FastMCP
 
     server: FastMCP[None] = FastMCP("scoped-mcp-zygote-warm-up")
 
@@ -112,7 +114,12 @@ def warm() -> None:
         """Echo ``text``."""
         return text * times
 
-    asyncio.run(server.list_tools())
+    async def session() -> None:
+        async with Client(server) as client:
+            await client.list_tools()
+            await client.call_tool("echo", {"text": "warm"})
+
+    asyncio.run(session())
     # What every start then does the same way, done here once: the log levels (setting one
     # clears every preloaded logger's cache, a write to each) and the C library handle that
     # process hardening resolves.
