@@ -189,3 +189,18 @@ def test_validate_checks_module_configuration(tmp_path: Path, env: dict[str, str
     result = run_cli("manifest", "validate", str(manifest), env=env)
     assert result.returncode == 2
     assert "modules.filesystem.config.base_path: Field required" in result.stderr
+
+
+def test_the_parser_is_built_once_and_parses_each_command_line_afresh() -> None:
+    """One parser per process (a zygote builds it for its children); what one command line
+    set never shows in the next one's namespace."""
+    from scoped_mcp.cli import command_parser
+
+    parser = command_parser()
+    assert command_parser() is parser
+    first = parser.parse_args(["serve", "--manifest", "a.yml", "--http", "127.0.0.1:0"])
+    second = parser.parse_args(["--manifest", "b.yml"])
+    assert (first.command, first.serve_manifest, first.http) == ("serve", "a.yml", "127.0.0.1:0")
+    assert (second.command, second.manifest) == (None, "b.yml")
+    assert getattr(second, "http", None) is None
+    assert getattr(second, "serve_manifest", None) is None

@@ -9,6 +9,7 @@ credentials).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from collections.abc import Sequence
@@ -26,7 +27,10 @@ EXIT_FAILURE, EXIT_CONFIG = 1, 2
 _FASTMCP_ENV = FASTMCP_ENV  # the name bench/run.py and older callers import
 
 
-def _parser() -> argparse.ArgumentParser:
+@functools.cache
+def command_parser() -> argparse.ArgumentParser:
+    """The command line's parser, built once per process (a zygote builds it for its children:
+    every sub-command's parser is about 1 MiB of objects)."""
     parser = argparse.ArgumentParser(
         prog="scoped-mcp",
         description="Per-agent scoped MCP tool server. Serves the agent named by AGENT_ID and "
@@ -184,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     for key, value in _FASTMCP_ENV.items():
         os.environ[key] = value
-    args = _parser().parse_args(arguments)
+    args = command_parser().parse_args(arguments)
     stdio_serve = args.command in (None, "serve") and not getattr(args, "http", None)
     if stdio_serve and (getattr(args, "serve_manifest", None) or args.manifest):
         from scoped_mcp import zygote
@@ -197,10 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def serve_in_process(argv: Sequence[str]) -> int:
     """Parse ``argv`` and run its command in this process (a zygote's child starts here)."""
-    parser = _parser()
-    args = parser.parse_args(argv)
+    command_line = command_parser()
+    args = command_line.parse_args(argv)
     try:
-        return _dispatch(parser, args)
+        return _dispatch(command_line, args)
     except ScopedMCPError as exc:
         print(f"scoped-mcp: {exc.diagnostics()}", file=sys.stderr)
         return EXIT_CONFIG

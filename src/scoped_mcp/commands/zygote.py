@@ -48,6 +48,7 @@ _PRELOAD = (
     "scoped_mcp.credentials.settings",
     "fastmcp.server.transforms.catalog",
     "anyio._core._signals",
+    "scoped_mcp.zygote_child",  # what a child runs first
 )
 
 
@@ -120,11 +121,12 @@ def warm() -> None:
             await client.call_tool("echo", {"text": "warm"})
 
     asyncio.run(session())
-    # What every start then does the same way, done here once: the log levels (setting one
-    # clears every preloaded logger's cache, a write to each) and the C library handle that
-    # process hardening resolves.
-    from scoped_mcp import hardening, opslog
+    # What every start then does the same way, done here once: the command line's parser, the
+    # log levels (setting one clears every preloaded logger's cache, a write to each) and the C
+    # library handle that process hardening resolves.
+    from scoped_mcp import cli, hardening, opslog
 
+    cli.command_parser()
     opslog.set_levels()
     hardening._libc()
     _prepare_tools()

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 ToolMode = Literal["read", "write"]
 F = TypeVar("F", bound=Callable[..., Any])
 _MARK = "__scoped_mcp_tool__"
+_TOOL_SPECS: dict[type, tuple[ToolSpec, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,14 +137,22 @@ class ToolModule:
         return ()
 
     @classmethod
-    def tool_specs(cls) -> list[ToolSpec]:
-        """Every ``@tool`` method of the class, in definition order."""
-        specs = []
-        for _, member in inspect.getmembers(cls, inspect.isfunction):
-            spec = getattr(member, _MARK, None)
-            if isinstance(spec, ToolSpec):
-                specs.append((member.__code__.co_firstlineno, spec))
-        return [spec for _, spec in sorted(specs, key=lambda item: item[0])]
+    def tool_specs(cls) -> tuple[ToolSpec, ...]:
+        """Every ``@tool`` method of the class, in definition order.
+
+        Found once per class (walking a class's members touches every attribute it inherits: in
+        a zygote's child, a copied page each) and kept: a class's tools do not change.
+        """
+        found = _TOOL_SPECS.get(cls)
+        if found is None:
+            specs = []
+            for _, member in inspect.getmembers(cls, inspect.isfunction):
+                spec = getattr(member, _MARK, None)
+                if isinstance(spec, ToolSpec):
+                    specs.append((member.__code__.co_firstlineno, spec))
+            found = tuple(spec for _, spec in sorted(specs, key=lambda item: item[0]))
+            _TOOL_SPECS[cls] = found
+        return found
 
     @classmethod
     def is_write_only(cls) -> bool:
