@@ -12,6 +12,7 @@ import pwd
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -116,15 +117,21 @@ def test_a_waiting_launcher_is_a_bare_interpreter(
     zygote: Zygote, manifest: Path, tmp_path: Path
 ) -> None:
     """Once its start is handed over, the launcher is ``python -I -S zygote_waiter.py`` (no site,
-    no scoped_mcp package loaded) with the start's arguments, so ``ps`` still names the agent."""
+    no scoped_mcp package loaded) whose command line still reads ``scoped-mcp --manifest M``, and
+    it keeps no environment: the agent's, credentials and all, is the child's alone."""
     server = start(zygote, manifest, tmp_path / "home")
     try:
         handshake(server)
-        argv = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        cmdline = Path(f"/proc/{server.process.pid}/cmdline")
+        deadline = time.monotonic() + 10  # the exec follows the hand-over; under load, later
+        while b"zygote_waiter.py" not in cmdline.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        argv = cmdline.read_bytes().decode().split("\0")[:-1]
         maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+        assert Path(f"/proc/{server.process.pid}/environ").read_bytes() == b""
         assert argv[1:3] == ["-I", "-S"]
         assert Path(argv[3]).name == "zygote_waiter.py"
-        assert argv[5:] == ["--manifest", str(manifest)]
+        assert argv[5:] == ["scoped-mcp", "--manifest", str(manifest)]
         assert "pydantic_core" not in maps
         assert "_yaml" not in maps
         assert server.close() == 0

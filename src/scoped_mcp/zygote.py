@@ -257,7 +257,7 @@ def launch(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
             ops_line("starting in-process", reason=f"zygote: {exc}")
             return None
         # From here on the child may be serving: never start a second server here.
-        _become_waiter(conn)  # returns only if no bare interpreter could be started
+        _become_waiter(conn, argv)  # returns only if no bare interpreter could be started
         return zygote_waiter.wait(conn)
     finally:
         conn.close()
@@ -311,7 +311,7 @@ def _send_start(conn: _socket.socket, argv: Sequence[str], environ: Mapping[str,
     send_line(conn, payload)
 
 
-def _become_waiter(conn: _socket.socket) -> None:
+def _become_waiter(conn: _socket.socket, argv: Sequence[str]) -> None:
     """Replace this process by ``zygote_waiter`` in a bare interpreter; return (and wait here)
     if that cannot be done.
 
@@ -319,7 +319,7 @@ def _become_waiter(conn: _socket.socket) -> None:
     memory than this process, which ran the console script (``import re``), this module and the
     fingerprint, and it waits exactly as it would here. The relayed signals are blocked across
     the exec and unblocked once the waiter's handlers are in place, so none is lost. ``ps``
-    shows the waiter with this start's arguments.
+    shows ``python -I -S .../zygote_waiter.py FD scoped-mcp ARGV...``, with no environment.
     """
     waiter = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zygote_waiter.py")
     if not sys.executable or not os.path.isfile(waiter):
@@ -329,8 +329,11 @@ def _become_waiter(conn: _socket.socket) -> None:
     _signal.pthread_sigmask(_signal.SIG_BLOCK, RELAYED)
     try:
         os.set_inheritable(conn.fileno(), True)
-        argv = [sys.executable, "-I", "-S", waiter, str(conn.fileno()), *sys.argv[1:]]
-        os.execv(sys.executable, argv)  # noqa: S606 - our own interpreter and file, no shell
+        # "scoped-mcp --manifest M" stays in the command line, for ps and pgrep -f
+        shown = ["scoped-mcp", *argv]
+        # An empty environment: the agent's (which may carry credentials) stays with the child.
+        command = [sys.executable, "-I", "-S", waiter, str(conn.fileno()), *shown]
+        os.execve(sys.executable, command, {})  # noqa: S606 - our own interpreter and file, no shell
     except OSError:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, RELAYED)
 

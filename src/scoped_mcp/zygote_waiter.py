@@ -3,10 +3,10 @@
 The launcher execs this file by path in a bare interpreter (``python -I -S zygote_waiter.py FD
 [ARG ...]``, see ``zygote._become_waiter``), so it imports nothing the interpreter has not built
 in, not even ``scoped_mcp``; if that exec fails, the launcher calls ``wait`` itself. FD is the
-connection to the zygote; the arguments after it are the start's own, there only so that ``ps``
-shows which agent this is. Each SIGTERM/SIGINT/SIGHUP is sent on as ``{"signal": N}``;
-``{"exit": CODE}`` ends this process with that code, ``{"signal": N}`` by that signal, and a
-connection that ends without either with code 1 and one ops-log line.
+connection to the zygote; the arguments after it (``scoped-mcp --manifest M``) are only there so
+that ``ps`` and ``pgrep -f`` still show which agent this is. Each SIGTERM/SIGINT/SIGHUP is sent
+on as ``{"signal": N}``; ``{"exit": CODE}`` ends this process with that code, ``{"signal": N}`` by
+that signal, and a connection that ends without either with code 1 and one ops-log line.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def test_a_manifest_without_oauth_imports_nothing_of_oauth(tmp_path: Path) -> No
         "import sys\n"
         "from scoped_mcp import cli, registry\n"
         "from scoped_mcp.manifest import load\n"
-        "cli._parser()\n"
+        "cli.command_parser()\n"
         f"registry.plan(load({str(manifest)!r}))\n"
         "print(sorted(m for m in sys.modules if m.startswith('scoped_mcp.oauth')))\n"
     )
