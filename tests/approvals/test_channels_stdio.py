@@ -7,6 +7,7 @@ ntfy has no installable server; its stateful fake records every request.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,15 @@ async def test_ntfy_gets_one_notification_per_request(tmp_path: Path) -> None:
     assert f"Bearer {NTFY_TOKEN}" in recorded  # the token reached ntfy itself, as a header
     for where in (str(message), first, repeat, stderr, str(records)):
         assert_clean(where, [NTFY_TOKEN, URL_SECRET])
+
+
+def test_a_password_that_starts_with_a_dash_registers_and_logs_in(synapse: Synapse) -> None:
+    """The fixture itself (here, so that it shares this file's Synapse under --dist loadfile)."""
+    # secrets.token_urlsafe() starts with "-" once in 64 draws; passed as "-p <value>" argparse
+    # took it for an option and the whole session's Synapse failed to start (CI, stop 21).
+    name = "dash" + secrets.token_hex(4)
+    synapse.register(name, "-" + secrets.token_urlsafe(12))
+    with synapse.client(name) as member:
+        whoami = member.get("/_matrix/client/v3/account/whoami")
+    assert whoami.status_code == 200, whoami.text
+    assert whoami.json()["user_id"] == synapse.user_id(name)
