@@ -34,10 +34,17 @@ class Waiter:
         self.zygote_end.settimeout(10)
 
     def ready(self) -> None:
-        """Wait until the waiter's handlers are in place (SigCgt lists the relayed signals)."""
+        """Wait until the waiter's handlers are in place (SigCgt lists the relayed signals).
+
+        Only once the exec is done: before it, the forked child shows the test process's own
+        handlers, and a signal sent then is lost with them (seen under load in CI).
+        """
         wanted = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if WAITER.name.encode() not in Path(f"/proc/{self.process.pid}/cmdline").read_bytes():
+                time.sleep(0.01)
+                continue
             status = Path(f"/proc/{self.process.pid}/status").read_text()
             caught = int(status.split("SigCgt:")[1].split()[0], 16)
             if all(caught & (1 << (s - 1)) for s in wanted):

@@ -25,6 +25,7 @@ else:
 RELAYED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 EXIT_FAILURE = 1
 _MAX_LINE = 4096
+_POLL_SECONDS = 0.25
 
 
 def wait(conn: _socket.socket) -> int:
@@ -62,15 +63,20 @@ def parse_status(line: str) -> tuple[str, int] | None:
 
 
 def _first_line(conn: _socket.socket) -> str:
+    # A signal that lands just before recv() blocks would wait, unrelayed, until recv returns:
+    # Python runs handlers between bytecodes. Waking every _POLL_SECONDS bounds that delay.
+    conn.settimeout(_POLL_SECONDS)
     data = b""
-    try:
-        while b"\n" not in data and len(data) < _MAX_LINE:
+    while b"\n" not in data and len(data) < _MAX_LINE:
+        try:
             chunk = conn.recv(_MAX_LINE)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        return ""
+        except TimeoutError:
+            continue
+        except OSError:
+            return ""
+        if not chunk:
+            break
+        data += chunk
     return data.partition(b"\n")[0].decode("ascii", "replace").strip()
 
 
